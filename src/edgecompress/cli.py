@@ -1,0 +1,150 @@
+"""The command line: parse, validate, call the Python API, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgecompress.errors import RunFailure, UserError
+from rich.console import Console
+
+from edgecompress.progress import console as progress_console
+
+app = typer.Typer(
+    name="edgecompress",
+    help="Make PyTorch models small and fast enough for edge devices, with honest measurements.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_options = {"debug": False}
+console = Console()  # results go to stdout; progress and logs go to stderr
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    _options["debug"] = debug
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for artifacts, metrics.json and the report."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same models and scores."),
+) -> None:
+    """Train the digits CNN, prune 50% of its channels, fine-tune, quantize to int8, and measure it all in ONNX Runtime.
+
+    Writes baseline.onnx, final.onnx, stages/, metrics.json, report.html and PNG plots to --out.
+    """
+    from edgecompress.demo import run_demo
+    from edgecompress.summary import run_summary_table
+
+    result = run_demo(out, seed=seed)
+    console.print(run_summary_table(result))
+    console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
+
+
+@app.command("inspect")
+def inspect_command(
+    model: str = typer.Argument(..., help="Built-in name (digits-cnn, digits-mlp), module:function, or a saved model file."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Example input shape with batch axis, e.g. 1,1,8,8 (built-ins have a default)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="State dict (.safetensors, or .pt loaded with weights_only) to load into MODEL."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved module; only for files you trust (it can run code)."),
+    target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, e.g. 50KB or 48KiB."),
+    out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json."),
+) -> None:
+    """Per-layer table (params, bytes, MACs, sparsity, dtype), bar charts, saved-size check and target-size advice."""
+    from edgecompress.files import atomic_write_text, check_output_dir, prepare_output_dir
+    from edgecompress.inspect import advise_target_size, check_saved_size, layer_table
+    from edgecompress.inspect.render import advice_lines, layers_json, layers_rich_table, saved_size_line
+    from edgecompress.models import load_model
+    from edgecompress.plotting.layer_charts import plot_layers
+    from edgecompress.sizes import parse_size
+
+    target = parse_size(target_size, field="--target-size") if target_size is not None else None
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    check_output_dir(out)
+    loaded = load_model(model, weights=str(weights) if weights else None, trust_pickle=trust_pickle)
+    shape = shape or loaded.default_input_shape
+    if shape is None:
+        raise UserError(f"--input-shape: required for {model}; give the example input shape, e.g. 1,3,32,32")
+    table = layer_table(loaded.module, shape)
+    advice = advise_target_size(table, target) if target is not None else None
+    saved = check_saved_size(loaded.module, loaded.saved_file)
+
+    prepare_output_dir(out)
+    chart = plot_layers({loaded.source: table}, out / "layers.png", title=loaded.source)
+    atomic_write_text(out / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
+
+    console.print(layers_rich_table(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
+    console.print(saved_size_line(saved))
+    for line in advice_lines(advice) if advice else []:
+        console.print(line)
+    console.print(f"charts: {chart}   table: {out / 'layers.json'}")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1,1,8,8' or '1x1x8x8' -> (1, 1, 8, 8)."""
+    parts = [p for p in text.replace("x", ",").replace(" ", "").split(",") if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise UserError(f"--input-shape: cannot parse {text!r}; give positive integers with the batch axis, e.g. 1,1,8,8")
+    return shape
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one clear line and exit code 2 for bad input, 1 for a runtime failure; tracebacks only with --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="edgecompress", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors from argument parsing
+        if exc.format_message().strip():  # empty when help was shown for a bare command
+            _error(exc.format_message(), hint=_usage_hint(args))
+        return 2 if exc.exit_code == 1 else exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        return 130
+    except UserError as exc:
+        _error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # a genuine failure: one line, traceback with --debug
+        if _options["debug"] or "--debug" in args:
+            traceback.print_exc()
+        message = str(exc) if isinstance(exc, RunFailure) else f"{type(exc).__name__}: {exc}"
+        _error(message.strip().splitlines()[0] if message.strip() else type(exc).__name__, hint="rerun with --debug for the traceback")
+        return 1
+
+
+def _usage_hint(args: list[str]) -> str:
+    command = next((a for a in args if not a.startswith("-")), None)
+    return f"see: edgecompress {command + ' ' if command in app_commands() else ''}--help"
+
+
+def app_commands() -> set[str]:
+    return {c.name or c.callback.__name__ for c in app.registered_commands}
+
+
+def _error(message: str, hint: str = "") -> None:
+    text = f"error: {' '.join(message.split())}"
+    if hint:
+        text += f" ({hint})"
+    typer.echo(text, err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

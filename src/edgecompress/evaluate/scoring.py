@@ -1,0 +1,52 @@
+"""Score = the task metric over the whole evaluation set, computed on the model that ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecompress.errors import RunFailure
+from edgecompress.measure.onnx_runtime import make_session
+from edgecompress.tasks.task import Task
+
+
+def score_torch(model: nn.Module, task: Task) -> float:
+    """Metric of a torch model in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _score(lambda x: model(x), task)
+    finally:
+        model.train(was_training)
+
+
+def score_onnx(path: str | Path, task: Task) -> float:
+    """Metric of an ONNX file executed by ONNX Runtime (one thread, as it is timed)."""
+    session = make_session(path)
+    name = session.get_inputs()[0].name
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: x.numpy().astype(np.float32, copy=False)})[0])
+
+    return _score(predict, task)
+
+
+def _score(predict: Callable[[torch.Tensor], torch.Tensor], task: Task) -> float:
+    outputs, targets = [], []
+    for inputs, target in task.eval_loader:
+        outputs.append(predict(inputs))
+        targets.append(target)
+    if not outputs:
+        raise RunFailure(f"evaluate: the evaluation data of task {task.name!r} is empty")
+    try:
+        value = task.metric(torch.cat(outputs), torch.cat(targets))
+    except Exception as exc:
+        raise RunFailure(f"evaluate: metric {task.metric.name!r} raised {type(exc).__name__}: {exc}") from exc
+    if not np.isfinite(value):
+        raise RunFailure(f"evaluate: metric {task.metric.name!r} returned {value}, not a finite number")
+    return value

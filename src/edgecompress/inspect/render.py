@@ -1,0 +1,73 @@
+"""How inspection results are shown: a rich table for the terminal, lines of advice, and JSON."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from edgecompress.inspect.layers import LayerTable
+from edgecompress.inspect.saved_size import SavedSizeCheck
+from edgecompress.inspect.target import TargetAdvice
+from edgecompress.sizes import format_bytes
+
+
+def layers_rich_table(table: LayerTable, title: str) -> Table:
+    out = Table(title=title)
+    for header in ("layer", "type", "shape", "params", "bytes", "MACs", "sparsity", "dtype"):
+        out.add_column(header, justify="right" if header in ("params", "bytes", "MACs", "sparsity") else "left")
+    for r in table.rows:
+        out.add_row(r.name, r.type, r.shape, f"{r.params:,}", f"{r.bytes:,}", f"{r.macs:,}", f"{r.sparsity:.1%}", r.dtype)
+    out.add_section()
+    out.add_row("total", "", "", f"{table.params:,}", f"{table.bytes:,}", f"{table.macs:,}", f"{table.sparsity:.1%}", "", style="bold")
+    return out
+
+
+def saved_size_line(check: SavedSizeCheck) -> str:
+    return (
+        f"size check: state_dict tensors {check.tensor_bytes:,} B vs {check.file_label} {check.file_bytes:,} B "
+        f"({check.overhead:+,} B): {check.explanation}"
+    )
+
+
+def advice_lines(advice: TargetAdvice) -> list[str]:
+    target, now = format_bytes(advice.target_bytes), format_bytes(advice.current_bytes)
+    int8 = f"int8 alone: about {format_bytes(advice.int8_bytes)}, which {'fits' if advice.int8_fits else 'does not fit'}"
+    if advice.fits_already:
+        return [f"target {target}: the tensors ({now}) already fit", int8]
+    lines = [f"target {target}: the tensors take {now}; shrink, largest layers first (each kept at >= {advice.min_keep:.0%}):"]
+    for cut in advice.cuts:
+        lines.append(
+            f"  {cut.name}: {format_bytes(cut.bytes_now)} -> {format_bytes(cut.bytes_after)} "
+            f"(keep {cut.keep_fraction:.0%}, {cut.factor:.1f}x smaller)"
+        )
+    if not advice.reachable:
+        lines.append(f"  even so it does not fit: every layer would need to keep less than {advice.min_keep:.0%}")
+    lines.append(int8)
+    return lines
+
+
+def layers_json(table: LayerTable, saved: SavedSizeCheck, advice: TargetAdvice | None) -> dict:
+    doc = {
+        "input_shape": list(table.input_shape),
+        "layers": [
+            {
+                "name": r.name, "type": r.type, "shape": list(r.weight_shape), "params": r.params, "bytes": r.bytes,
+                "macs": r.macs, "sparsity": r.sparsity, "dtype": r.dtype,
+            }
+            for r in table.rows
+        ],
+        "total": {"params": table.params, "bytes": table.bytes, "macs": table.macs, "sparsity": table.sparsity},
+        "saved_size": {
+            "tensor_bytes": saved.tensor_bytes, "file_bytes": saved.file_bytes, "file": saved.file_label,
+            "explanation": saved.explanation,
+        },
+    }
+    if advice is not None:
+        doc["target"] = {
+            "target_bytes": advice.target_bytes, "current_bytes": advice.current_bytes, "reachable": advice.reachable,
+            "int8_bytes": advice.int8_bytes, "int8_fits": advice.int8_fits, "min_keep": advice.min_keep,
+            "cuts": [
+                {"layer": c.name, "bytes_now": c.bytes_now, "bytes_after": c.bytes_after, "keep_fraction": c.keep_fraction}
+                for c in advice.cuts
+            ],
+        }
+    return doc

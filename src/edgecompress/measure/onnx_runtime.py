@@ -1,0 +1,18 @@
+"""ONNX Runtime sessions configured the way we measure: one thread, full graph optimisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+
+def make_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """One intra-op and one inter-op thread: the honest setting on a shared small CPU (see FINDINGS)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,150 @@
+"""Turn a model spec from the command line into an nn.Module, without running untrusted code by default.
+
+A spec is one of:
+- a built-in name (`digits-cnn`);
+- `package.module:function` or `path/to/file.py:function`, a function returning an nn.Module;
+- a saved file: `.safetensors` or a state_dict `.pt` (loaded with `weights_only=True`) needs an architecture
+  (`arch`) to load into; a whole pickled module (`torch.save(model)`) is loaded only with `trust_pickle=True`,
+  because unpickling it can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgecompress.errors import UserError
+from edgecompress.models.registry import BUILTIN_MODELS
+
+_WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
+
+
+@dataclass
+class LoadedModel:
+    """A model plus where it came from: `saved_file` is set when the user gave a file (for the size check)."""
+
+    module: nn.Module
+    source: str
+    default_input_shape: tuple[int, ...] | None = None
+    saved_file: Path | None = None
+
+
+def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    """Resolve `spec` (see module docstring) and optionally load `weights` into it.
+
+    >>> load_model("digits-cnn").module.fc2.out_features
+    10
+    """
+    spec = spec.strip()
+    path = Path(spec)
+    if spec in BUILTIN_MODELS:
+        builtin = BUILTIN_MODELS[spec]
+        loaded = LoadedModel(builtin.factory(), spec, builtin.input_shape)
+    elif path.suffix in _WEIGHT_SUFFIXES or path.is_file():
+        if weights is not None:
+            raise UserError(f"--weights: {spec} is already a file; give --weights only with a built-in or module:function")
+        return _load_saved_file(path, trust_pickle)
+    elif ":" in spec:
+        loaded = LoadedModel(_call_factory(spec), spec)
+    else:
+        names = ", ".join(sorted(BUILTIN_MODELS))
+        raise UserError(
+            f"model: unknown model {spec!r}; use a built-in name ({names}), "
+            "a module:function returning an nn.Module, or a saved model file"
+        )
+    if weights is not None:
+        state = load_state_dict(Path(weights), field="--weights")
+        _load_state_into(loaded.module, state, weights)
+        loaded.saved_file = Path(weights)
+    return loaded
+
+
+def _call_factory(spec: str) -> nn.Module:
+    module_name, _, func_name = spec.rpartition(":")
+    if not module_name or not func_name:
+        raise UserError(f"model: {spec!r} is not module:function; write it as package.module:make_model")
+    module = _import(module_name, spec)
+    factory = getattr(module, func_name, None)
+    if factory is None:
+        raise UserError(f"model: {module_name!r} has no attribute {func_name!r}; check the function name in {spec!r}")
+    model = factory() if callable(factory) else factory
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _import(module_name: str, spec: str):
+    if module_name.endswith(".py"):
+        file = Path(module_name)
+        if not file.is_file():
+            raise UserError(f"model: file {file} in {spec!r} does not exist")
+        import_spec = importlib.util.spec_from_file_location(file.stem, file)
+        module = importlib.util.module_from_spec(import_spec)
+        import_spec.loader.exec_module(module)
+        return module
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"model: cannot import module {exc.name!r} for {spec!r}; check the name and PYTHONPATH") from None
+
+
+def load_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
+    """Load tensors only: safetensors, or torch.load with weights_only=True (never arbitrary unpickling)."""
+    if not path.is_file():
+        raise UserError(f"{field}: file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises several types for a corrupt header
+            raise UserError(f"{field}: {path} is not a valid safetensors file ({exc})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(
+            f"{field}: {path} holds pickled Python objects, not plain tensors; loading it could run code. "
+            "Pass --trust-pickle only if you trust its source"
+        ) from None
+    except Exception as exc:
+        raise UserError(f"{field}: cannot read {path} as a PyTorch file ({type(exc).__name__})") from None
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{field}: {path} is not a state_dict (a mapping of names to tensors)")
+    return state
+
+
+def _load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"--weights: {source} does not match the architecture: {first}") from None
+
+
+def _load_saved_file(path: Path, trust_pickle: bool) -> LoadedModel:
+    if not path.is_file():
+        raise UserError(f"model: file {path} does not exist")
+    if trust_pickle and path.suffix != ".safetensors":
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise UserError(f"model: cannot load {path} ({type(exc).__name__}: {exc})") from None
+        if isinstance(obj, nn.Module):
+            return LoadedModel(obj, str(path), saved_file=path)
+        raise UserError(f"model: {path} holds a {type(obj).__name__}, not an nn.Module; give the architecture as module:function and the file as --weights")
+    state = load_state_dict(path, field="model")
+    raise UserError(
+        f"model: {path} holds only weights ({len(state)} tensors), not an architecture; "
+        "give the architecture as --model module:function (or a built-in name) and this file as --weights"
+    )

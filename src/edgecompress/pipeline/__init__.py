@@ -1,0 +1,1 @@
+"""The compression pipeline: ordered stages, each measured on the artifact it produces."""

@@ -1,0 +1,94 @@
+"""One handler per stage config: config type -> function. Adding a technique adds a config and a handler."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
+from edgecompress.prune.channel import prune_channels
+from edgecompress.quantize.onnx_static import quantize_static_int8
+from edgecompress.tasks.task import Task
+from edgecompress.train import train_epochs
+
+
+@dataclass
+class ModelState:
+    """The model between stages: a torch module while torch stages run, then only its ONNX file."""
+
+    torch_model: nn.Module | None
+    onnx_path: Path | None = None
+    params: int = 0
+    nonzero_params: int = 0
+    macs: int = 0
+
+
+@dataclass
+class StageContext:
+    task: Task
+    example_input: torch.Tensor
+    teacher: nn.Module  # the uncompressed baseline
+    artifact_path: Path  # where a stage that writes ONNX itself must put it
+    label: str  # e.g. "stage 2/3 (finetune)", for progress and errors
+
+
+Handler = Callable[[StageConfig, ModelState, StageContext], ModelState]
+HANDLERS: dict[type[StageConfig], Handler] = {}
+
+
+def handler(config_type: type[StageConfig]):
+    def register(fn: Handler) -> Handler:
+        HANDLERS[config_type] = fn
+        return fn
+
+    return register
+
+
+@handler(Prune)
+def _prune(config: Prune, state: ModelState, ctx: StageContext) -> ModelState:
+    model = copy.deepcopy(state.torch_model)
+    prune_channels(
+        model,
+        ctx.example_input,
+        amount=config.amount,
+        norm=1 if config.criterion == "l1" else 2,
+        global_scope=config.scope == "global",
+        keep=config.keep,
+    )
+    return ModelState(model)
+
+
+@handler(Finetune)
+def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelState:
+    model = copy.deepcopy(state.torch_model)
+    train_epochs(
+        model,
+        ctx.task,
+        config.epochs,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        description=ctx.label,
+        teacher=ctx.teacher if config.distill > 0 else None,
+        distill_weight=config.distill,
+        temperature=config.temperature,
+    )
+    return ModelState(model)
+
+
+@handler(Quantize)
+def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelState:
+    quantize_static_int8(
+        state.onnx_path,
+        ctx.artifact_path,
+        ctx.task.train_loader,
+        max_batches=config.calibration_batches,
+        per_channel=config.per_channel,
+        method=config.calibration,
+    )
+    # Quantization changes how weights are stored, not how many there are or the work done per input.
+    return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)

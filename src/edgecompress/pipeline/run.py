@@ -1,0 +1,175 @@
+"""`compress`: run stages in order, export and measure each one, write metrics.json and the report."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from torch import nn
+
+from edgecompress.errors import UserError
+from edgecompress.evaluate import score_onnx
+from edgecompress.export import export_onnx
+from edgecompress.files import prepare_output_dir
+from edgecompress.measure.artifact import artifact_bytes
+from edgecompress.measure.latency import Latency, measure_latencies
+from edgecompress.measure.macs import count_macs
+from edgecompress.measure.params import count_nonzero_params, count_params
+from edgecompress.pipeline.handlers import HANDLERS, ModelState, StageContext
+from edgecompress.pipeline.stages import StageConfig
+from edgecompress.progress import console
+from edgecompress.report import write_run_outputs
+from edgecompress.seeding import seed_everything
+from edgecompress.tasks.task import Task
+
+LATENCY_BATCHES = (1, 256)
+
+
+@dataclass
+class Measurement:
+    """What one model (baseline, a stage, final) measured as, on its ONNX artifact."""
+
+    name: str
+    score: float
+    artifact: str | None
+    artifact_bytes: int
+    params: int
+    nonzero_params: int
+    macs: int
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+    latency: dict[int, Latency] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = {
+            "name": self.name,
+            "score": self.score,
+            "artifact": self.artifact,
+            "artifact_bytes": self.artifact_bytes,
+            "params": self.params,
+            "nonzero_params": self.nonzero_params,
+            "macs": self.macs,
+            "latency_ms": {f"batch_{b}": lat.median_ms for b, lat in self.latency.items()},
+            "latency_iqr_ms": {f"batch_{b}": [lat.p25_ms, lat.p75_ms] for b, lat in self.latency.items()},
+            "seconds": round(self.seconds, 3),
+        }
+        if self.config:
+            data["config"] = self.config
+        return data
+
+
+@dataclass
+class RunResult:
+    """Baseline, every stage and the final model, all measured in one run; `out_dir` holds the files."""
+
+    task: Task
+    out_dir: Path
+    baseline: Measurement
+    stages: list[Measurement]
+    baseline_model: nn.Module
+    final_torch_model: nn.Module  # the last torch form of the model (before quantization, if any)
+    seed: int
+
+    @property
+    def final(self) -> Measurement:
+        return self.stages[-1] if self.stages else self.baseline
+
+
+def validate_recipe(stages: Sequence[StageConfig]) -> None:
+    """Check the stage order before any work: every problem at once, each naming the stage."""
+    problems = []
+    left_torch_at = None
+    for index, stage in enumerate(stages, start=1):
+        if type(stage) not in HANDLERS:
+            problems.append(f"stage {index}: {type(stage).__name__} is not a known stage type")
+            continue
+        if left_torch_at is not None:
+            problems.append(
+                f"stage {index} ({stage.name}): cannot follow stage {left_torch_at} (quantize), "
+                "whose output is an ONNX model; move it before the quantize stage"
+            )
+        if stage.leaves_torch and left_torch_at is None:
+            left_torch_at = index
+    if problems:
+        raise UserError("recipe: " + "; ".join(problems))
+
+
+def compress(
+    model: nn.Module,
+    task: Task,
+    stages: Sequence[StageConfig],
+    out_dir: str | Path,
+    seed: int = 0,
+) -> RunResult:
+    """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
+
+    The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
+
+    >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
+    >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
+    """
+    validate_recipe(stages)
+    out = prepare_output_dir(out_dir)
+    seed_everything(seed)
+    example_input = task.example_input()
+    baseline_model = copy.deepcopy(model).eval()
+
+    start = time.perf_counter()
+    state = _torch_state(baseline_model, example_input)
+    baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
+
+    measurements: list[Measurement] = []
+    last_torch_model = baseline_model
+    for index, config in enumerate(stages, start=1):
+        start = time.perf_counter()
+        relative = "final.onnx" if index == len(stages) else f"stages/{index:02d}-{config.name}.onnx"
+        label = f"stage {index}/{len(stages)} ({config.name})"
+        console.log(f"{label}: running")
+        seed_everything(seed + index)
+        ctx = StageContext(task, example_input, baseline_model, out / relative, label)
+        new_state = HANDLERS[type(config)](config, state, ctx)
+        if new_state.torch_model is not None:
+            new_state = _torch_state(new_state.torch_model, example_input)
+            last_torch_model = new_state.torch_model
+        state = new_state
+        measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
+        measurement.config = config.model_dump(mode="json")
+        measurements.append(measurement)
+        console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
+
+    console.log("timing every artifact in ONNX Runtime (one thread, interleaved)")
+    everything = [baseline, *measurements]
+    sample_shape = tuple(example_input.shape[1:])
+    latencies = measure_latencies([out / m.artifact for m in everything], sample_shape, LATENCY_BATCHES, seed=seed)
+    for measurement, latency in zip(everything, latencies):
+        measurement.latency = latency
+
+    result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed)
+    write_run_outputs(result, tuple(example_input.shape))
+    return result
+
+
+def _torch_state(model: nn.Module, example_input) -> ModelState:
+    macs, _ = count_macs(model, example_input)
+    return ModelState(model, None, count_params(model), count_nonzero_params(model), macs)
+
+
+def _measure_artifact(name, state: ModelState, task, example_input, out: Path, relative: str, start: float) -> Measurement:
+    path = out / relative
+    if state.onnx_path is None:
+        export_onnx(state.torch_model, example_input, path)
+        state.onnx_path = path
+    score = score_onnx(path, task)
+    return Measurement(
+        name=name,
+        score=score,
+        artifact=relative,
+        artifact_bytes=artifact_bytes(path),
+        params=state.params,
+        nonzero_params=state.nonzero_params,
+        macs=state.macs,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,1 @@
+"""Pruning: remove weights so the model really gets smaller and faster."""

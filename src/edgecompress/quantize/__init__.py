@@ -1,0 +1,1 @@
+"""Quantization into formats ONNX Runtime runs fast."""

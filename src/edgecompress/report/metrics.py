@@ -1,0 +1,61 @@
+"""metrics.json: every number of a run, each measured on the artifact it names."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from edgecompress.measure.latency import Latency
+
+
+def metrics_document(result) -> dict:
+    """The JSON document of a RunResult. Keys may be added over time, never renamed."""
+    base, final = result.baseline, result.final
+    metric = result.task.metric
+    return {
+        "task": result.task.name,
+        "metric": {"name": metric.name, "higher_is_better": metric.higher_is_better, "unit": metric.unit},
+        "seed": result.seed,
+        "baseline": base.to_json(),
+        "final": final.to_json(),
+        "stages": [m.to_json() for m in result.stages],
+        "summary": {
+            "score_change": final.score - base.score,
+            "size_ratio": base.artifact_bytes / final.artifact_bytes,
+            "speedup": {f"batch_{b}": _ratio(base.latency.get(b), final.latency.get(b)) for b in base.latency},
+        },
+        "measurement": {
+            "score": "task metric computed by ONNX Runtime on each artifact, over the whole evaluation set",
+            "artifact_bytes": "size on disk of the ONNX file, external data included",
+            "latency": "ONNX Runtime CPU, 1 thread, median of interleaved repeats, random input",
+            "params": "parameters of the model the artifact was made from (quantization keeps the count)",
+        },
+        "environment": environment(),
+    }
+
+
+def environment() -> dict:
+    versions = {}
+    for package in ("edgecompress", "torch", "onnxruntime", "onnx", "torch-pruning"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_name(), **versions}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ratio(base: Latency | None, final: Latency | None) -> float | None:
+    if base is None or final is None or final.median_ms == 0:
+        return None
+    return base.median_ms / final.median_ms

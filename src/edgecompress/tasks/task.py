@@ -1,0 +1,47 @@
+"""The user-facing description of what a model is for: its data, its loss and how it is scored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score over a whole evaluation set: `fn(outputs, targets) -> float`, outputs concatenated over batches.
+
+    >>> top1 = Metric("accuracy", lambda out, y: 100.0 * (out.argmax(1) == y).float().mean().item(), unit="%")
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor], float]
+    higher_is_better: bool = True
+    unit: str = ""
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return float(self.fn(outputs, targets))
+
+
+@dataclass
+class Task:
+    """Everything a compression run needs besides the model.
+
+    Loaders yield `(inputs, targets)` batches. `train_loader` feeds fine-tuning and calibration;
+    `eval_loader` is only used to score models, never to fit them.
+    """
+
+    name: str
+    train_loader: Iterable[Batch]
+    eval_loader: Iterable[Batch]
+    metric: Metric
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
+
+    def example_input(self) -> torch.Tensor:
+        """One sample (batch of 1) from the evaluation data: fixes the input shape for export and MACs."""
+        inputs, _ = next(iter(self.eval_loader))
+        return inputs[:1].clone()

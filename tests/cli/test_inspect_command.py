@@ -1,0 +1,29 @@
+import json
+
+from edgecompress.cli import main
+
+
+def test_inspect_prints_table_and_writes_charts_and_json(capsys, tmp_path):
+    out = tmp_path / "insp"
+    assert main(["inspect", "digits-cnn", "--target-size", "50KB", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "53,002" in stdout and "339,328" in stdout
+    assert "size check: state_dict tensors 212,008 B" in stdout
+    assert "fc1: 131.6 KB -> 13.2 KB" in stdout and "int8 alone: about 53.9 KB, which does not fit" in stdout
+    doc = json.loads((out / "layers.json").read_text())
+    assert doc["total"] == {"params": 53_002, "bytes": 212_008, "macs": 339_328, "sparsity": 0.0}
+    assert [c["layer"] for c in doc["target"]["cuts"]] == ["fc1", "conv2"]
+    assert (out / "layers.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_inspect_users_model_with_weights_reports_the_real_file(capsys, tmp_path):
+    import torch
+
+    from edgecompress.models import DigitsMLP
+
+    weights = tmp_path / "mlp.pt"
+    torch.save(DigitsMLP().state_dict(), weights)
+    assert main(["inspect", "digits-mlp", "--weights", str(weights), "--out", str(tmp_path / "o")]) == 0
+    stdout = capsys.readouterr().out
+    assert "50,610" in stdout
+    assert f"{weights.stat().st_size:,} B" in stdout

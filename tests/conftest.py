@@ -1,0 +1,42 @@
+"""Shared fixtures: one real demo run per test session (about 15 s), and small trained models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgecompress.demo import run_demo
+from edgecompress.models import DigitsCNN
+from edgecompress.seeding import seed_everything
+from edgecompress.tasks.digits import digits_task
+from edgecompress.train import train_epochs
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The real `edgecompress demo` pipeline, run once; tests read its outputs."""
+    out = tmp_path_factory.mktemp("demo")
+    result = run_demo(out, seed=0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return result, metrics
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return digits_task(seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits):
+    """A briefly trained digits CNN (not demo quality; enough for behaviour tests)."""
+    seed_everything(0)
+    model = DigitsCNN()
+    train_epochs(model, digits, epochs=5, lr=2e-3)
+    return model.eval()
+
+
+@pytest.fixture
+def example_input():
+    return torch.zeros(1, 1, 8, 8)

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from edgecompress.errors import UserError
+from edgecompress.models import DigitsCNN
+from edgecompress.prune.channel import prune_channels
+
+
+def test_half_the_channels_are_physically_removed_and_the_classifier_kept(example_input):
+    model = prune_channels(DigitsCNN(), example_input, amount=0.5)
+    assert (model.conv1.out_channels, model.conv2.in_channels, model.conv2.out_channels) == (16, 16, 32)
+    assert (model.fc1.in_features, model.fc1.out_features, model.fc2.out_features) == (128, 64, 10)
+    assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_lowest_norm_channels_are_the_ones_removed(example_input):
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    with torch.no_grad():
+        model.conv1.weight.mul_(0.01)
+        model.conv1.weight[[3, 7]] *= 1000  # two clearly dominant filters must survive
+    kept = model.conv1.weight[[3, 7]].detach().clone()
+    prune_channels(model, example_input, amount=0.5, keep=("conv2", "fc1"))
+    survivors = model.conv1.weight
+    assert any(torch.equal(survivors[i], kept[0]) for i in range(len(survivors)))
+    assert any(torch.equal(survivors[i], kept[1]) for i in range(len(survivors)))
+
+
+def test_keep_patterns_leave_layers_untouched(example_input):
+    model = prune_channels(DigitsCNN(), example_input, amount=0.5, keep=("conv*",))
+    assert model.conv1.out_channels == 32 and model.conv2.out_channels == 64
+    assert model.fc1.out_features == 64
+
+
+def test_invalid_amount_and_nothing_to_prune_are_user_errors(example_input):
+    with pytest.raises(UserError, match="prune.amount"):
+        prune_channels(DigitsCNN(), example_input, amount=1.0)
+    with pytest.raises(UserError, match="nothing to prune"):
+        prune_channels(DigitsCNN(), example_input, amount=0.5, keep=("*",))
