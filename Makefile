@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 # torch is pinned to the CPU build 2.13.0 through constraints.txt (a newer torch would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -19,6 +19,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

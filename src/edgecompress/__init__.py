@@ -13,6 +13,7 @@ from edgecompress.models import load_model
 from edgecompress.pipeline.run import Measurement, RunResult, compress
 from edgecompress.pipeline.stages import Finetune, Prune, Quantize, default_recipe
 from edgecompress.tasks import Metric, Task
+from edgecompress.train import train_epochs
 
 try:
     __version__ = version("edgecompress")
@@ -23,5 +24,5 @@ __all__ = [
     "compress", "default_recipe", "Prune", "Finetune", "Quantize",
     "Task", "Metric", "RunResult", "Measurement",
     "layer_table", "advise_target_size", "check_saved_size", "load_model",
-    "UserError", "RunFailure",
+    "UserError", "RunFailure", "train_epochs",
 ]

@@ -82,6 +82,7 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_pickle_is_refused_and_its_command_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "model.pt"

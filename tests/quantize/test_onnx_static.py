@@ -9,11 +9,12 @@ from edgecompress.export import export_onnx
 from edgecompress.quantize.onnx_static import quantize_static_int8
 
 
-def test_static_int8_keeps_accuracy_and_stores_int8_weights(trained_cnn, digits, tmp_path):
-    fp32 = export_onnx(trained_cnn, digits.example_input(), tmp_path / "fp32.onnx")
-    cwd_before = set(os.listdir())
-    int8 = quantize_static_int8(fp32, tmp_path / "int8.onnx", digits.train_loader, max_batches=8)
-    assert set(os.listdir()) == cwd_before, "ORT's temporary files must not land in the working directory"
+def test_static_int8_keeps_accuracy_and_stores_int8_weights(trained_cnn, digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths must survive the quantizer's private working directory
+    export_onnx(trained_cnn, digits.example_input(), "fp32.onnx")
+    int8 = quantize_static_int8("fp32.onnx", "int8.onnx", digits.train_loader, max_batches=8)
+    assert sorted(os.listdir()) == ["fp32.onnx", "int8.onnx"], "ORT's temporary files must not be left behind"
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
 
     weights = {t.name: t for t in onnx.load(str(int8)).graph.initializer}
     int8_weights = [t for n, t in weights.items() if n.endswith("weight_quantized") and t.data_type == onnx.TensorProto.INT8]

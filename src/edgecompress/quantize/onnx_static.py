@@ -55,8 +55,8 @@ class _LoaderReader(CalibrationDataReader):
 
 
 def quantize_static_int8(
-    source: Path,
-    target: Path,
+    source: str | Path,
+    target: str | Path,
     calibration_batches: Iterable,
     max_batches: int = 16,
     per_channel: bool = True,
@@ -67,6 +67,7 @@ def quantize_static_int8(
     ORT's quantizer leaves temporary files in the working directory when it fails (FINDINGS sec. 6), so it
     runs inside a private temporary directory.
     """
+    source, target = Path(source).resolve(), Path(target).resolve()  # we chdir below
     input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="edgecompress-quant-") as work:

@@ -1,0 +1,22 @@
+"""The README's Python example runs as written and its claims about the API hold."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    assert len(code.strip().splitlines()) <= 14
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    baseline, final, size = capsys.readouterr().out.split()
+    assert float(baseline) >= 98.0 and float(final) >= float(baseline) - 1.0
+    assert int(size) == (tmp_path / "runs/my-digits/final.onnx").stat().st_size
+
+
+def test_readme_set_up_is_the_two_make_commands():
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
+    assert "make test" in (README.parent / ".ci" / "run").read_text()
