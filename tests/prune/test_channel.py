@@ -35,5 +35,5 @@ def test_keep_patterns_leave_layers_untouched(example_input):
 def test_invalid_amount_and_nothing_to_prune_are_user_errors(example_input):
     with pytest.raises(UserError, match="prune.amount"):
         prune_channels(DigitsCNN(), example_input, amount=1.0)
-    with pytest.raises(UserError, match="nothing to prune"):
+    with pytest.raises(UserError, match="no layer left to prune"):
         prune_channels(DigitsCNN(), example_input, amount=0.5, keep=("*",))

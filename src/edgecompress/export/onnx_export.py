@@ -14,6 +14,7 @@ from torch import nn
 
 from edgecompress.errors import RunFailure
 from edgecompress.files import atomic_path
+from edgecompress.prune.masks import finalized_copy
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -25,6 +26,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     The dynamo exporter is torch's maintained path (the TorchScript one is deprecated); it would write weights
     to an external file by default, which makes "the file's size" ambiguous, so we embed them.
     """
+    model = finalized_copy(model)  # masks baked into plain weights: the mask itself must not ship
     was_training = model.training
     model.eval()
     batch = torch.export.Dim("batch", min=1)

@@ -9,6 +9,7 @@ from torch import nn
 
 from edgecompress.errors import UserError
 from edgecompress.measure.macs import count_macs
+from edgecompress.measure.params import effective_parameters, is_parametrization_internal, stored_tensors
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -73,32 +74,28 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> LayerTable:
         raise UserError(f"input shape: {shape} does not fit {type(model).__name__}: {first}") from None
     rows = []
     for name, module in model.named_modules():
-        tensors = dict(module.named_parameters(recurse=False))
-        buffers = dict(module.named_buffers(recurse=False))
-        if not tensors and not buffers and name not in macs:
+        if is_parametrization_internal(name):
+            continue  # counted on the module they parametrize
+        params = effective_parameters(module)
+        stored = stored_tensors(module)
+        if not params and not stored and name not in macs:
             continue
-        rows.append(_row(name or "(root)", module, tensors, buffers, macs.get(name, 0)))
+        rows.append(_row(name or "(root)", module, params, stored, macs.get(name, 0)))
     return LayerTable(rows, tuple(input_shape))
 
 
-def _row(name: str, module: nn.Module, params: dict, buffers: dict, macs: int) -> LayerRow:
-    main = params.get("weight", params.get("weight_orig", next(iter(params.values()), None)))
-    effective = [_effective(module, key, p) for key, p in params.items() if not key.endswith("_mask")]
+def _row(name: str, module: nn.Module, params: dict, stored: list, macs: int) -> LayerRow:
+    main = params.get("weight", next(iter(params.values()), None))
+    param_ids = {id(p) for p in module.parameters()}
+    buffers = [t for t in stored if id(t) not in param_ids]
     return LayerRow(
         name=name,
         type=type(module).__name__,
         weight_shape=tuple(main.shape) if main is not None else (),
-        params=sum(p.numel() for p in effective),
-        bytes=sum(t.numel() * t.element_size() for t in [*params.values(), *buffers.values()]),
-        buffer_bytes=sum(t.numel() * t.element_size() for t in buffers.values()),
+        params=sum(p.numel() for p in params.values()),
+        bytes=sum(t.numel() * t.element_size() for t in stored),
+        buffer_bytes=sum(t.numel() * t.element_size() for t in buffers),
         macs=macs,
-        zeros=sum(int((p == 0).sum()) for p in effective),
+        zeros=sum(int((p == 0).sum()) for p in params.values()),
         dtype=str(main.dtype).replace("torch.", "") if main is not None else "-",
     )
-
-
-def _effective(module: nn.Module, key: str, param: torch.Tensor) -> torch.Tensor:
-    """For torch.nn.utils.prune's `weight_orig`, the masked weight the forward pass uses."""
-    if key.endswith("_orig") and isinstance(getattr(module, key[: -len("_orig")], None), torch.Tensor):
-        return getattr(module, key[: -len("_orig")]).detach()
-    return param.detach()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 
 def count_params(model: nn.Module) -> int:
@@ -29,11 +30,39 @@ def _unique(tensors):
             yield tensor
 
 
+def effective_parameters(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's own parameters as its forward pass sees them, masks applied.
+
+    Handles both mask mechanisms: torch.nn.utils.parametrize (`parametrizations.weight.original`) and
+    torch.nn.utils.prune (`weight_orig` + `weight_mask`).
+    """
+    params: dict[str, torch.Tensor] = {}
+    for name, param in module.named_parameters(recurse=False):
+        base = name[: -len("_orig")] if name.endswith("_orig") else None
+        if base is not None and isinstance(getattr(module, base, None), torch.Tensor):
+            params[base] = getattr(module, base).detach()
+        else:
+            params[name] = param.detach()
+    if parametrize.is_parametrized(module):
+        for name in module.parametrizations:
+            params[name] = getattr(module, name).detach()
+    return params
+
+
+def stored_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """Every tensor a module's state_dict holds for it: parameters, buffers, and its parametrizations' state."""
+    tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+    if parametrize.is_parametrized(module):
+        tensors += [*module.parametrizations.parameters(), *module.parametrizations.buffers()]
+    return tensors
+
+
+def is_parametrization_internal(name: str) -> bool:
+    """True for the bookkeeping modules parametrize inserts (`x.parametrizations.weight`, ...)."""
+    return ".parametrizations" in f".{name}" or name.startswith("parametrizations")
+
+
 def _effective_weights(model: nn.Module):
-    """Parameters as the forward pass sees them: for torch.nn.utils.prune, `weight` (= orig * mask), not weight_orig."""
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            if name.endswith("_orig") and hasattr(module, name[: -len("_orig")]):
-                yield getattr(module, name[: -len("_orig")])
-            else:
-                yield param
+    for name, module in model.named_modules():
+        if not is_parametrization_internal(name):
+            yield from effective_parameters(module).values()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
-from edgecompress.prune.channel import prune_channels
+from edgecompress.prune.engine import prune_model
 from edgecompress.quantize.onnx_static import quantize_static_int8
 from edgecompress.tasks.task import Task
 from edgecompress.train import train_epochs
@@ -35,6 +35,8 @@ class StageContext:
     teacher: nn.Module  # the uncompressed baseline
     artifact_path: Path  # where a stage that writes ONNX itself must put it
     label: str  # e.g. "stage 2/3 (finetune)", for progress and errors
+    seed: int = 0
+    score_fn: Callable | None = None  # a Python callable for Prune(criterion="custom"), from the API
 
 
 Handler = Callable[[StageConfig, ModelState, StageContext], ModelState]
@@ -52,13 +54,16 @@ def handler(config_type: type[StageConfig]):
 @handler(Prune)
 def _prune(config: Prune, state: ModelState, ctx: StageContext) -> ModelState:
     model = copy.deepcopy(state.torch_model)
-    prune_channels(
-        model,
-        ctx.example_input,
-        amount=config.amount,
-        norm=1 if config.criterion == "l1" else 2,
-        global_scope=config.scope == "global",
-        keep=config.keep,
+
+    def train(epochs: int, callbacks=()) -> None:
+        train_epochs(
+            model, ctx.task, epochs, lr=config.lr, description=ctx.label, callbacks=callbacks,
+            teacher=ctx.teacher if config.distill > 0 else None, distill_weight=config.distill,
+        )
+
+    prune_model(
+        model, config, ctx.example_input, train,
+        batches=ctx.task.train_loader, loss_fn=ctx.task.loss_fn, seed=ctx.seed, score_fn=ctx.score_fn,
     )
     return ModelState(model)
 

@@ -6,7 +6,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from torch import nn
 
@@ -103,15 +103,18 @@ def compress(
     stages: Sequence[StageConfig],
     out_dir: str | Path,
     seed: int = 0,
+    score_fns: dict[int, Callable] | None = None,
 ) -> RunResult:
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
     The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
+    `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
 
     >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
     """
     validate_recipe(stages)
+    score_fns = score_fns or {}
     out = prepare_output_dir(out_dir)
     seed_everything(seed)
     example_input = task.example_input()
@@ -129,7 +132,7 @@ def compress(
         label = f"stage {index}/{len(stages)} ({config.name})"
         console.log(f"{label}: running")
         seed_everything(seed + index)
-        ctx = StageContext(task, example_input, baseline_model, out / relative, label)
+        ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index))
         new_state = HANDLERS[type(config)](config, state, ctx)
         if new_state.torch_model is not None:
             new_state = _torch_state(new_state.torch_model, example_input)

@@ -6,9 +6,9 @@ maps to one handler in `pipeline.handlers`.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StageConfig(BaseModel):
@@ -25,18 +25,77 @@ class StageConfig(BaseModel):
 
 
 class Prune(StageConfig):
-    """Remove a fraction of output channels/neurons physically (structured, Torch-Pruning).
+    """Prune weights: a criterion x pattern x scope x schedule combination.
 
-    >>> Prune(amount=0.5, criterion="l2")
-    Prune(stage='prune', pattern='channel', criterion='l2', amount=0.5, scope='layer', keep=())
+    - criterion: l1, l2 (magnitude), taylor (|w * grad|), wanda (|w| x input norm), movement (needs training),
+      random (the control), custom (`score_fn` = "module:function" returning scores, or `masks` = a
+      safetensors file of 0/1 masks by layer name);
+    - pattern: unstructured, channel (physically removed with Torch-Pruning), block (`block` = rows x cols of
+      the weight matrix), nm (keep `n` of every `m` consecutive weights);
+    - scope: layer (each layer loses `amount`) or global (`amount` of all selected weights/groups);
+    - schedule: oneshot, iterative (`steps` rounds of prune then fine-tune `epochs`), gradual (Zhu & Gupta's
+      cubic schedule, `steps` mask updates during `epochs` of training).
+    Masks stay on the model, so later fine-tuning keeps pruned weights at zero.
+
+    >>> Prune(pattern="unstructured", amount=0.9, scope="global", schedule="gradual").amount
+    0.9
     """
 
     stage: Literal["prune"] = "prune"
-    pattern: Literal["channel"] = "channel"
-    criterion: Literal["l1", "l2"] = "l2"
-    amount: float = Field(0.5, gt=0.0, lt=1.0, description="fraction of channels removed")
+    pattern: Literal["unstructured", "channel", "block", "nm"] = "channel"
+    criterion: Literal["l1", "l2", "taylor", "wanda", "movement", "random", "custom"] = "l2"
+    amount: float = Field(0.5, ge=0.0, lt=1.0, description="fraction removed (sparsity)")
     scope: Literal["layer", "global"] = "layer"
+    schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
+    steps: int = Field(4, ge=1, le=1000, description="iterative rounds, or gradual mask updates")
+    epochs: int = Field(8, ge=1, le=10_000, description="training epochs per iterative round, or in all for gradual")
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of distillation from the unpruned model")
+    block: tuple[int, int] = (8, 8)
+    n: int = Field(2, ge=1)
+    m: int = Field(4, ge=2)
+    layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of layer names to prune")
+    types: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
     keep: tuple[str, ...] = Field((), description="fnmatch patterns of layer names left unpruned")
+    keep_classifier: bool = True
+    per_layer: dict[str, float] = Field(default_factory=dict, description="amount by layer-name pattern")
+    calibration_batches: int = Field(8, ge=1, description="batches for taylor and wanda scores")
+    score_fn: Optional[str] = None
+    masks: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _sensible_combination(self):
+        problems = []
+        if self.pattern == "nm":
+            if self.n >= self.m:
+                problems.append(f"n must be smaller than m for N:M sparsity, got {self.n}:{self.m}")
+            if "amount" in self.model_fields_set and abs(self.amount - (1 - self.n / self.m)) > 1e-9:
+                problems.append(f"amount is fixed at 1 - n/m = {1 - self.n / self.m:g} for pattern nm; leave it out")
+            if self.scope == "global":
+                problems.append("scope global does not apply to pattern nm (every group of m keeps n)")
+        if self.pattern == "channel":
+            if self.criterion not in ("l1", "l2", "taylor", "random"):
+                problems.append(f"criterion {self.criterion} does not apply to pattern channel; use l1, l2, taylor or random")
+            if self.schedule == "gradual":
+                problems.append("schedule gradual does not apply to pattern channel (shapes change); use iterative")
+        if self.block[0] < 1 or self.block[1] < 1:
+            problems.append(f"block sides must be positive, got {self.block}")
+        if self.criterion == "movement" and self.schedule == "oneshot":
+            problems.append("criterion movement needs training to score weights; use schedule gradual or iterative")
+        if self.criterion == "custom" and (self.score_fn is None) == (self.masks is None):
+            problems.append("criterion custom needs exactly one of score_fn (module:function) or masks (a .safetensors file)")
+        if self.criterion != "custom" and (self.score_fn or self.masks):
+            problems.append("score_fn and masks are only used with criterion custom")
+        if self.masks is not None and (self.pattern != "unstructured" or self.schedule != "oneshot"):
+            problems.append("masks are applied as given: use pattern unstructured and schedule oneshot")
+        if self.per_layer and self.scope == "global":
+            problems.append("per_layer amounts need scope layer")
+        bad = {k: v for k, v in self.per_layer.items() if not 0.0 <= v < 1.0}
+        if bad:
+            problems.append(f"per_layer amounts must be in [0, 1), got {bad}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Finetune(StageConfig):

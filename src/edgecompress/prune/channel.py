@@ -1,26 +1,78 @@
 """Structured pruning: physically remove output channels / neurons, with Torch-Pruning.
 
 Torch-Pruning traces the model's dependency graph, so removing conv2's filters also removes the matching
-input columns of fc1; masks alone would make nothing smaller or faster (FINDINGS sec. 1).
+input columns of fc1 (and batch-norm entries, residual partners, concatenated slices); masks alone would make
+nothing smaller or faster (FINDINGS sec. 1).
 """
 
 from __future__ import annotations
 
-import fnmatch
+from typing import Iterable
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from edgecompress.errors import RunFailure, UserError
+from edgecompress.prune.selection import select_layers
 
-PRUNABLE_TYPES = (nn.Conv2d, nn.Conv1d, nn.Linear)
+CHANNEL_CRITERIA = ("l1", "l2", "taylor", "random")
 
 
-def classifier_layer(model: nn.Module) -> nn.Module | None:
-    """The last Linear/conv in registration order: its outputs are the model's outputs, so it is kept."""
-    layers = [m for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
-    return layers[-1] if layers else None
+def channel_pruner(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    layers: dict[str, nn.Module],
+    amount: float,
+    criterion: str = "l2",
+    global_scope: bool = False,
+    steps: int = 1,
+    per_layer: dict[str, float] | None = None,
+) -> tp.pruner.BasePruner:
+    """A Torch-Pruning pruner that removes `amount` of the output channels of `layers` over `steps` calls."""
+    if criterion not in CHANNEL_CRITERIA:
+        raise UserError(f"prune.criterion: {criterion!r} does not apply to pattern channel; use one of {', '.join(CHANNEL_CRITERIA)}")
+    selected = set(map(id, layers.values()))
+    ignored = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and id(m) not in selected]
+    importance = {
+        "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+        "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+        "taylor": lambda: tp.importance.GroupTaylorImportance(),
+        "random": lambda: tp.importance.RandomImportance(),
+    }[criterion]()
+    ratio_dict = {layers[name]: ratio for name, ratio in (per_layer or {}).items()} or None
+    try:
+        return tp.pruner.BasePruner(
+            model,
+            example_input,
+            importance=importance,
+            pruning_ratio=amount,
+            pruning_ratio_dict=ratio_dict,
+            global_pruning=global_scope,
+            ignored_layers=ignored,
+            iterative_steps=steps,
+        )
+    except Exception as exc:
+        raise RunFailure(f"prune: Torch-Pruning cannot trace {type(model).__name__}: {_first_line(exc)}") from exc
+
+
+def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | None = None, loss_fn=None) -> None:
+    """One pruning step; Taylor importance first needs gradients from a few batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        if criterion == "taylor":
+            model.zero_grad(set_to_none=True)
+            for inputs, targets in batches:
+                loss_fn(model(inputs), targets).backward()
+        pruner.step()
+    except UserError:
+        raise
+    except Exception as exc:
+        raise RunFailure(f"prune: Torch-Pruning could not prune {type(model).__name__}: {_first_line(exc)}") from exc
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
 
 
 def prune_channels(
@@ -33,34 +85,18 @@ def prune_channels(
 ) -> nn.Module:
     """Remove `amount` of the output channels of every prunable layer except the classifier, in place.
 
-    Channels are scored by the L`norm` norm of their weights, summed over the coupled layers Torch-Pruning
-    groups together. `keep` lists fnmatch patterns of layer names to leave untouched.
+    >>> from edgecompress.models import DigitsCNN
+    >>> prune_channels(DigitsCNN(), torch.zeros(1, 1, 8, 8), 0.5).conv1.out_channels
+    16
     """
     if not 0.0 < amount < 1.0:
         raise UserError(f"prune.amount: must be between 0 and 1 (exclusive), got {amount}")
-    ignored = [m for name, m in model.named_modules() if any(fnmatch.fnmatch(name, pat) for pat in keep)]
-    classifier = classifier_layer(model)
-    if classifier is None:
-        raise UserError(f"prune: {type(model).__name__} has no Conv or Linear layer to prune")
-    ignored.append(classifier)
-    prunable = [m for m in model.modules() if isinstance(m, PRUNABLE_TYPES) and m not in ignored]
-    if not prunable:
-        raise UserError("prune: every prunable layer is kept (classifier and prune.keep); nothing to prune")
-    was_training = model.training
-    model.eval()
-    try:
-        pruner = tp.pruner.BasePruner(
-            model,
-            example_input,
-            importance=tp.importance.GroupMagnitudeImportance(p=norm),
-            pruning_ratio=amount,
-            global_pruning=global_scope,
-            ignored_layers=ignored,
-        )
-        pruner.step()
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RunFailure(f"prune: Torch-Pruning could not prune {type(model).__name__}: {first}") from exc
-    finally:
-        model.train(was_training)
+    layers = select_layers(model, keep=keep)
+    criterion = "l1" if norm == 1 else "l2"
+    pruner = channel_pruner(model, example_input, layers, amount, criterion, global_scope)
+    step_pruner(pruner, model, criterion)
     return model
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -21,10 +23,13 @@ def train_epochs(
     teacher: nn.Module | None = None,
     distill_weight: float = 0.0,
     temperature: float = 4.0,
+    callbacks: Sequence = (),
 ) -> list[float]:
     """Train `model` in place with Adam and a cosine learning-rate decay; return the mean loss per epoch.
 
     With a `teacher`, the loss is (1 - w) * task loss + w * distillation loss, w = `distill_weight`.
+    `callbacks` may define `after_backward(step)` (gradients present) and `after_step(step)` (weights updated);
+    pruning schedules use them to accumulate scores and update masks during training.
 
     >>> losses = train_epochs(model, task, epochs=3)  # doctest: +SKIP
     """
@@ -33,6 +38,7 @@ def train_epochs(
     steps = epochs * len(task.train_loader)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     losses: list[float] = []
+    step = 0
     model.train()
     if teacher is not None:
         teacher.eval()
@@ -52,11 +58,20 @@ def train_epochs(
                 if not torch.isfinite(loss):
                     raise RunFailure(f"{description}: loss became {loss.item()}; lower the learning rate (lr={lr})")
                 loss.backward()
+                for callback in callbacks:
+                    getattr(callback, "after_backward", _noop)(step)
                 optimizer.step()
                 schedule.step()
+                step += 1
+                for callback in callbacks:
+                    getattr(callback, "after_step", _noop)(step)
                 total += loss.item()
                 batches += 1
             losses.append(total / max(1, batches))
             bar.update(job, advance=1, status=f"loss {losses[-1]:.4f}")
     model.eval()
     return losses
+
+
+def _noop(step: int) -> None:
+    pass

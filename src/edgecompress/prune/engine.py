@@ -1,0 +1,131 @@
+"""The pruning engine: combine a criterion, a pattern, a scope and a schedule on a model.
+
+`prune_model` is what the pipeline's prune stage calls; `apply_pruning_step` is one scoring-and-masking step,
+which the schedules call once (one-shot) or repeatedly (iterative, gradual).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgecompress.errors import UserError
+from edgecompress.models.loading import load_state_dict
+from edgecompress.prune.channel import channel_pruner, step_pruner
+from edgecompress.prune.criteria import CRITERIA, ScoreContext, load_score_fn, take_batches
+from edgecompress.prune.masks import get_mask, set_mask
+from edgecompress.prune.patterns import Pattern
+from edgecompress.prune.schedules import SCHEDULES
+from edgecompress.prune.scope import keep_masks
+from edgecompress.prune.selection import select_layers
+
+
+@dataclass
+class PruneJob:
+    """Everything a schedule needs: the model, its selected layers, the settings, and how to train."""
+
+    model: nn.Module
+    layers: dict[str, nn.Module]
+    config: object  # pipeline.stages.Prune
+    scores: ScoreContext
+    train: Callable[..., None]  # train(epochs, callbacks=()) fine-tunes the model with masks held
+    example_input: torch.Tensor
+
+    def amounts(self, fraction_of_target: float) -> dict[str, float]:
+        """Per-layer sparsity when `fraction_of_target` of the way (1.0 = the configured amounts)."""
+        return {name: target * fraction_of_target for name, target in self.target_amounts().items()}
+
+    def target_amounts(self) -> dict[str, float]:
+        out = {}
+        for name in self.layers:
+            matches = [v for pattern, v in self.config.per_layer.items() if fnmatch.fnmatch(name, pattern)]
+            out[name] = matches[-1] if matches else self.config.amount
+        return out
+
+
+def prune_model(
+    model: nn.Module,
+    config,
+    example_input: torch.Tensor,
+    train: Callable[..., None],
+    batches=None,
+    loss_fn=None,
+    seed: int = 0,
+    score_fn: Callable | None = None,
+) -> nn.Module:
+    """Prune `model` in place as `config` (a `Prune` stage config) says; return it.
+
+    `train(epochs, callbacks=())` is called by the iterative and gradual schedules.
+    """
+    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
+    unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
+    if unknown:
+        raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
+    if config.masks is not None:
+        _apply_user_masks(layers, Path(config.masks))
+        return model
+    criterion = CRITERIA[config.criterion]
+    if criterion.needs_data and batches is None:
+        raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
+    if config.criterion == "custom" and score_fn is None:
+        score_fn = load_score_fn(config.score_fn)
+    context = ScoreContext(model, batches, config.calibration_batches, loss_fn, seed, score_fn)
+    job = PruneJob(model, layers, config, context, train, example_input)
+    if config.pattern == "channel":
+        return _prune_channels(job)
+    pattern = Pattern(config.pattern, tuple(config.block), config.n, config.m)
+    for name, module in layers.items():
+        pattern.check(name, module.weight)
+    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, pattern, fraction))
+    return model
+
+
+def apply_pruning_step(job: PruneJob, pattern: Pattern, fraction: float) -> None:
+    """Score the selected layers and mask them to `fraction` of their target sparsity."""
+    scores = CRITERIA[job.config.criterion].fn(job.layers, job.scores)
+    for name, module in job.layers.items():
+        mask = get_mask(module)
+        if mask is not None:  # already pruned weights go first, so sparsity only grows
+            scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
+    if pattern.kind == "nm":
+        if fraction >= 1.0:
+            for name, module in job.layers.items():
+                set_mask(module, pattern.nm_keep(scores[name]))
+        return
+    groups = {name: pattern.group_scores(s) for name, s in scores.items()}
+    keep = keep_masks(groups, job.amounts(fraction), job.config.scope)
+    for name, module in job.layers.items():
+        set_mask(module, pattern.expand(keep[name], module.weight.shape))
+
+
+def _prune_channels(job: PruneJob) -> nn.Module:
+    config = job.config
+    rounds = config.steps if config.schedule == "iterative" else 1
+    per_layer = job.target_amounts() if config.per_layer else None
+    pruner = channel_pruner(
+        job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer
+    )
+    batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion == "taylor" else None
+    for _ in range(rounds):
+        step_pruner(pruner, job.model, config.criterion, batches, job.scores.loss_fn)
+        if config.schedule == "iterative":
+            job.train(config.epochs)
+    return job.model
+
+
+def _apply_user_masks(layers: dict[str, nn.Module], path: Path) -> None:
+    masks = load_state_dict(path, field="prune.masks")
+    unknown = sorted(set(masks) - set(layers))
+    if unknown:
+        raise UserError(f"prune.masks: {path} has a mask for {unknown[0]!r}, which is not a selected layer ({', '.join(layers)})")
+    for name, mask in masks.items():
+        weight = layers[name].weight
+        if mask.shape != weight.shape:
+            raise UserError(f"prune.masks: mask {name!r} has shape {tuple(mask.shape)}, the weight {tuple(weight.shape)}")
+        set_mask(layers[name], mask != 0)
+

@@ -1,0 +1,33 @@
+"""Scope: where group scores are compared, per layer or across all selected layers (global)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def keep_masks(group_scores: dict[str, torch.Tensor], amounts: dict[str, float], scope: str) -> dict[str, torch.Tensor]:
+    """Remove the lowest-scoring groups: round(amount x groups) per layer, or in total when global.
+
+    With scope "global" every layer gets the same amount (the first one). Ties break by position, so the
+    result is deterministic and the removed count is exact.
+    """
+    if scope == "layer":
+        return {name: _keep_top(scores, amounts[name]) for name, scores in group_scores.items()}
+    names = list(group_scores)
+    flat = torch.cat([group_scores[n].flatten().double() for n in names])
+    keep_flat = _keep_top(flat, amounts[names[0]])
+    out, start = {}, 0
+    for name in names:
+        size = group_scores[name].numel()
+        out[name] = keep_flat[start : start + size].reshape(group_scores[name].shape)
+        start += size
+    return out
+
+
+def _keep_top(scores: torch.Tensor, amount: float) -> torch.Tensor:
+    remove = int(round(amount * scores.numel()))
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    if remove:
+        order = torch.argsort(scores.flatten(), stable=True)
+        keep[order[:remove]] = False
+    return keep.reshape(scores.shape)
