@@ -50,6 +50,25 @@ def demo(
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
 
+@app.command("run")
+def run_command(
+    recipe: Path = typer.Argument(..., help="YAML recipe: model, task, optional training, and the ordered stages."),
+    out: Path = typer.Option(Path("runs/recipe"), "--out", help="Directory for artifacts, metrics.json and the report."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the recipe's seed."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
+) -> None:
+    """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs."""
+    from edgecompress.recipe import load_recipe, run_recipe
+    from edgecompress.summary import run_summary_table
+
+    loaded = load_recipe(recipe)
+    if seed is not None:
+        loaded = loaded.model_copy(update={"seed": seed})
+    result = run_recipe(loaded, out, trust_pickle=trust_pickle)
+    console.print(run_summary_table(result))
+    console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
+
+
 @app.command("inspect")
 def inspect_command(
     model: str = typer.Argument(..., help="Built-in name (digits-cnn, digits-mlp), module:function, or a saved model file."),
@@ -87,6 +106,19 @@ def inspect_command(
     for line in advice_lines(advice) if advice else []:
         console.print(line)
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
+
+
+@app.command("dtypes")
+def dtypes_command(
+    value: float = typer.Option(3.141592653589793, "--value", help="The number to represent (default: pi)."),
+    int_range: float = typer.Option(4.0, "--int-range", help="Largest magnitude the integer grids cover (sets their scale)."),
+) -> None:
+    """The data-type table: VALUE in fp64, fp32, fp16, bf16, fp8, int8 and int4, with bits and % deviation."""
+    from edgecompress.quantize.dtypes import dtype_table, format_dtype_table
+
+    if not int_range > 0:
+        raise UserError(f"--int-range: must be positive, got {int_range}")
+    console.print(format_dtype_table(dtype_table(value, int_max_abs=int_range)))
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

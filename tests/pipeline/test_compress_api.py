@@ -30,10 +30,11 @@ def _users_setup():
     return model.eval(), ec.Task("users-digits", train, test, errors)
 
 
-def test_compress_users_model_with_own_metric(tmp_path):
+@pytest.mark.parametrize("quantize", [ec.Quantize(calibration_batches=4), ec.Quantize(mode="dynamic")], ids=["static", "dynamic"])
+def test_compress_users_model_with_own_metric(tmp_path, quantize):
     model, task = _users_setup()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    recipe = [ec.Prune(amount=0.5), ec.Finetune(epochs=3, lr=1e-3), ec.Quantize(calibration_batches=4)]
+    recipe = [ec.Prune(amount=0.5), ec.Finetune(epochs=3, lr=1e-3), quantize]
     result = ec.compress(model, task, recipe, tmp_path / "run")
 
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the input model must not change"
@@ -60,3 +61,5 @@ def test_stage_configs_validate_their_fields():
         ec.Finetune(epochs=0)
     with pytest.raises(ValueError, match="extra"):
         ec.Quantize(bits=3)
+    with pytest.raises(ValueError, match="applies to mode static only"):
+        ec.Quantize(mode="dynamic", calibration="entropy")

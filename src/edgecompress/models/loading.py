@@ -66,25 +66,31 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
     return loaded
 
 
-def _call_factory(spec: str) -> nn.Module:
+def import_attribute(spec: str, field: str = "model"):
+    """Resolve `package.module:name` or `path/file.py:name` to the named object."""
     module_name, _, func_name = spec.rpartition(":")
     if not module_name or not func_name:
-        raise UserError(f"model: {spec!r} is not module:function; write it as package.module:make_model")
-    module = _import(module_name, spec)
-    factory = getattr(module, func_name, None)
-    if factory is None:
-        raise UserError(f"model: {module_name!r} has no attribute {func_name!r}; check the function name in {spec!r}")
+        raise UserError(f"{field}: {spec!r} is not module:function; write it as package.module:function")
+    module = _import(module_name, spec, field)
+    attribute = getattr(module, func_name, None)
+    if attribute is None:
+        raise UserError(f"{field}: {module_name!r} has no attribute {func_name!r}; check the function name in {spec!r}")
+    return attribute
+
+
+def _call_factory(spec: str) -> nn.Module:
+    factory = import_attribute(spec)
     model = factory() if callable(factory) else factory
     if not isinstance(model, nn.Module):
         raise UserError(f"model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
-def _import(module_name: str, spec: str):
+def _import(module_name: str, spec: str, field: str):
     if module_name.endswith(".py"):
         file = Path(module_name)
         if not file.is_file():
-            raise UserError(f"model: file {file} in {spec!r} does not exist")
+            raise UserError(f"{field}: file {file} in {spec!r} does not exist")
         import_spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(import_spec)
         import_spec.loader.exec_module(module)
@@ -94,7 +100,7 @@ def _import(module_name: str, spec: str):
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise UserError(f"model: cannot import module {exc.name!r} for {spec!r}; check the name and PYTHONPATH") from None
+        raise UserError(f"{field}: cannot import module {exc.name!r} for {spec!r}; check the name and PYTHONPATH") from None
 
 
 def load_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from torch import nn
 
 from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
 from edgecompress.prune.engine import prune_model
+from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.quantize.onnx_static import quantize_static_int8
 from edgecompress.tasks.task import Task
 from edgecompress.train import train_epochs
@@ -87,13 +88,16 @@ def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelSt
 
 @handler(Quantize)
 def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelState:
-    quantize_static_int8(
-        state.onnx_path,
-        ctx.artifact_path,
-        ctx.task.train_loader,
-        max_batches=config.calibration_batches,
-        per_channel=config.per_channel,
-        method=config.calibration,
-    )
+    if config.mode == "dynamic":
+        quantize_dynamic_int8(state.onnx_path, ctx.artifact_path, per_channel=config.per_channel)
+    else:
+        quantize_static_int8(
+            state.onnx_path,
+            ctx.artifact_path,
+            ctx.task.train_loader,
+            max_batches=config.calibration_batches,
+            per_channel=config.per_channel,
+            method=config.calibration,
+        )
     # Quantization changes how weights are stored, not how many there are or the work done per input.
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)

@@ -116,17 +116,30 @@ class Finetune(StageConfig):
 
 
 class Quantize(StageConfig):
-    """Static int8 quantization in ONNX Runtime (QDQ), calibrated on training batches.
+    """int8 quantization in ONNX Runtime.
 
-    >>> Quantize(calibration_batches=8).per_channel
+    - static: QDQ with activation ranges calibrated on training batches (`calibration`: minmax, percentile,
+      entropy); the right choice for convolutions, which ONNX Runtime runs as fused integer kernels.
+    - dynamic: int8 weights, activations quantized per call (MatMul/Gemm only, no calibration data); for
+      MLPs and transformers.
+    Weights are symmetric int8, per output channel unless `per_channel` is false.
+
+    >>> Quantize(mode="dynamic").per_channel
     True
     """
 
     stage: Literal["quantize"] = "quantize"
-    mode: Literal["static"] = "static"
+    mode: Literal["static", "dynamic"] = "static"
     per_channel: bool = True
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_batches: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _dynamic_needs_no_calibration(self):
+        given = {"calibration", "calibration_batches"} & self.model_fields_set
+        if self.mode == "dynamic" and given:
+            raise ValueError(f"{sorted(given)[0]} applies to mode static only; dynamic quantization needs no calibration")
+        return self
 
     @property
     def leaves_torch(self) -> bool:
