@@ -98,6 +98,7 @@ def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelSt
             max_batches=config.calibration_batches,
             per_channel=config.per_channel,
             method=config.calibration,
+            graph_format=config.format,
         )
     # Quantization changes how weights are stored, not how many there are or the work done per input.
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)

