@@ -60,10 +60,25 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
             "a module:function returning an nn.Module, or a saved model file"
         )
     if weights is not None:
-        state = load_state_dict(Path(weights), field="--weights")
-        _load_state_into(loaded.module, state, weights)
+        _load_weights_into(loaded.module, Path(weights))
         loaded.saved_file = Path(weights)
     return loaded
+
+
+def _load_weights_into(model: nn.Module, path: Path) -> None:
+    from edgecompress.models.checkpoint import read_metadata, resize_to_saved
+
+    if path.suffix == ".safetensors" and path.is_file() and "edgecompress.layer_sizes" in _metadata(path, read_metadata):
+        resize_to_saved(model, path)  # a compressed model saved by edgecompress: layers may have new sizes
+        return
+    _load_state_into(model, load_state_dict(path, field="--weights"), str(path))
+
+
+def _metadata(path: Path, reader) -> dict:
+    try:
+        return reader(path)
+    except Exception:  # not a readable safetensors header: load_state_dict reports it properly
+        return {}
 
 
 def import_attribute(spec: str, field: str = "model"):
@@ -149,6 +164,12 @@ def _load_saved_file(path: Path, trust_pickle: bool) -> LoadedModel:
         if isinstance(obj, nn.Module):
             return LoadedModel(obj, str(path), saved_file=path)
         raise UserError(f"model: {path} holds a {type(obj).__name__}, not an nn.Module; give the architecture as module:function and the file as --weights")
+    if path.suffix == ".safetensors":
+        from edgecompress.models.checkpoint import read_metadata
+
+        arch = _metadata(path, read_metadata).get("edgecompress.arch")
+        if arch:
+            return load_model(arch, weights=str(path))
     state = load_state_dict(path, field="model")
     raise UserError(
         f"model: {path} holds only weights ({len(state)} tensors), not an architecture; "

@@ -18,6 +18,7 @@ from edgecompress.measure.artifact import artifact_bytes
 from edgecompress.measure.latency import Latency, measure_latencies
 from edgecompress.measure.macs import count_macs
 from edgecompress.measure.params import count_nonzero_params, count_params
+from edgecompress.models.checkpoint import save_model_file
 from edgecompress.pipeline.handlers import HANDLERS, ModelState, StageContext
 from edgecompress.pipeline.stages import StageConfig
 from edgecompress.progress import console
@@ -26,6 +27,7 @@ from edgecompress.seeding import seed_everything
 from edgecompress.tasks.task import Task
 
 LATENCY_BATCHES = (1, 256)
+TORCH_MODEL_FILE = "model.safetensors"
 
 
 @dataclass
@@ -104,11 +106,14 @@ def compress(
     out_dir: str | Path,
     seed: int = 0,
     score_fns: dict[int, Callable] | None = None,
+    arch: str | None = None,
 ) -> RunResult:
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
     The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
     `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
+    The last PyTorch form of the model is saved as `model.safetensors` (weights and layer sizes, no pickle);
+    with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone.
 
     >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
@@ -151,6 +156,7 @@ def compress(
         measurement.latency = latency
 
     result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed)
+    save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, tuple(example_input.shape))
     return result
 

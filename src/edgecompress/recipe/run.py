@@ -40,6 +40,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False) 
     if recipe.train is not None:
         console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
         train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
-    result = compress(model, task, recipe.stages, out_dir, seed=recipe.seed)
+    arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
+    result = compress(model, task, recipe.stages, out_dir, seed=recipe.seed, arch=arch)
     atomic_write_text(Path(out_dir) / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     return result

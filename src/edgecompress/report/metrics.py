@@ -19,6 +19,7 @@ def metrics_document(result) -> dict:
         "baseline": base.to_json(),
         "final": final.to_json(),
         "stages": [m.to_json() for m in result.stages],
+        "torch_model": "model.safetensors",
         "summary": {
             "score_change": final.score - base.score,
             "size_ratio": base.artifact_bytes / final.artifact_bytes,
