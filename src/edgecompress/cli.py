@@ -56,15 +56,20 @@ def run_command(
     out: Path = typer.Option(Path("runs/recipe"), "--out", help="Directory for artifacts, metrics.json and the report."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the recipe's seed."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse the trained baseline and finished stages of an earlier (killed) run in --out."),
 ) -> None:
-    """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs."""
+    """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
+
+    Each finished stage is checkpointed in --out/checkpoints; after a crash or kill, --resume continues
+    from the last finished stage and ends with the same result as an uninterrupted run.
+    """
     from edgecompress.recipe import load_recipe, run_recipe
     from edgecompress.summary import run_summary_table
 
     loaded = load_recipe(recipe)
     if seed is not None:
         loaded = loaded.model_copy(update={"seed": seed})
-    result = run_recipe(loaded, out, trust_pickle=trust_pickle)
+    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_path
-from edgecompress.prune.masks import finalized_copy
+from edgecompress.prune.masks import finalized_copy, get_mask, masked_modules, set_mask
 
 _SIZE_FIELDS = {
     nn.Linear: ("in_features", "out_features"),
@@ -31,10 +31,14 @@ _SIZE_FIELDS = {
 }
 
 
-def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None) -> Path:
+MASK_PREFIX = "edgecompress.mask:"
+
+
+def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None, keep_masks: bool = False) -> Path:
     """Write `model`'s weights (masks baked in) and layer sizes to a .safetensors file, atomically.
 
     `arch` (a built-in name or module:function) lets `load_model(path)` rebuild the model alone.
+    `keep_masks` also stores the pruning masks, so a checkpoint can resume fine-tuning with them held.
     """
     plain = finalized_copy(model)
     sizes = {
@@ -47,6 +51,8 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None)
     if arch:
         metadata["edgecompress.arch"] = arch
     tensors = {k: v.detach().contiguous().clone() for k, v in plain.state_dict().items()}
+    if keep_masks:
+        tensors.update({f"{MASK_PREFIX}{name}": get_mask(m).clone() for name, m in masked_modules(model).items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
@@ -69,7 +75,9 @@ def resize_to_saved(model: nn.Module, path: str | Path) -> nn.Module:
             setattr(module, field, tuple(value) if isinstance(value, list) else value)
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    saved = load_file(str(path))
+    masks = {k[len(MASK_PREFIX) :]: v for k, v in saved.items() if k.startswith(MASK_PREFIX)}
+    state = {k: v for k, v in saved.items() if not k.startswith(MASK_PREFIX)}
     for key, tensor in state.items():
         owner_name, _, attr = key.rpartition(".")
         owner = modules.get(owner_name)
@@ -85,6 +93,8 @@ def resize_to_saved(model: nn.Module, path: str | Path) -> nn.Module:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"weights: {path} does not fit the architecture: {first}") from None
+    for name, mask in masks.items():
+        set_mask(modules[name], mask != 0)
     return model
 
 

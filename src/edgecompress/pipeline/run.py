@@ -13,16 +13,24 @@ from torch import nn
 from edgecompress.errors import UserError
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
-from edgecompress.files import prepare_output_dir
 from edgecompress.measure.artifact import artifact_bytes
 from edgecompress.measure.latency import Latency, measure_latencies
 from edgecompress.measure.macs import count_macs
 from edgecompress.measure.params import count_nonzero_params, count_params
 from edgecompress.models.checkpoint import save_model_file
+from edgecompress.pipeline.checkpoints import (
+    CHECKPOINT_DIR,
+    clear_checkpoints,
+    fingerprint,
+    load_checkpoint,
+    model_fingerprint,
+    save_checkpoint,
+)
 from edgecompress.pipeline.handlers import HANDLERS, ModelState, StageContext
 from edgecompress.pipeline.stages import StageConfig
 from edgecompress.progress import console
 from edgecompress.report import write_run_outputs
+from edgecompress.rundir import owned_run_dir
 from edgecompress.seeding import seed_everything
 from edgecompress.tasks.task import Task
 
@@ -44,6 +52,12 @@ class Measurement:
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
     latency: dict[int, Latency] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Measurement":
+        """Rebuild from `to_json` output (latency is measured again at the end of every run)."""
+        fields = ("name", "score", "artifact", "artifact_bytes", "params", "nonzero_params", "macs", "seconds")
+        return cls(**{f: data[f] for f in fields}, config=data.get("config", {}))
 
     def to_json(self) -> dict:
         data = {
@@ -107,6 +121,7 @@ def compress(
     seed: int = 0,
     score_fns: dict[int, Callable] | None = None,
     arch: str | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
@@ -114,39 +129,61 @@ def compress(
     `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
     The last PyTorch form of the model is saved as `model.safetensors` (weights and layer sizes, no pickle);
     with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone.
+    With `resume`, stages finished by an earlier run with the same model, task, seed and settings are loaded
+    from `out_dir/checkpoints` instead of recomputed; the result is the same as an uninterrupted run.
 
     >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
     """
     validate_recipe(stages)
     score_fns = score_fns or {}
-    out = prepare_output_dir(out_dir)
+    with owned_run_dir(out_dir) as out:
+        if not resume:
+            clear_checkpoints(out)
+        return _run_stages(model, task, stages, out, seed, score_fns, arch, resume)
+
+
+def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -> RunResult:
     seed_everything(seed)
     example_input = task.example_input()
     baseline_model = copy.deepcopy(model).eval()
 
-    start = time.perf_counter()
+    fp = fingerprint("baseline", task.name, seed, list(example_input.shape), model_fingerprint(baseline_model))
     state = _torch_state(baseline_model, example_input)
-    baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
+    baseline = _restored("baseline", out, fp, baseline_model, resume)
+    if baseline is None:
+        start = time.perf_counter()
+        baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
+        save_checkpoint(out, "00-baseline", fp, baseline.to_json(), None)
+    state.onnx_path = out / "baseline.onnx"
 
     measurements: list[Measurement] = []
     last_torch_model = baseline_model
     for index, config in enumerate(stages, start=1):
-        start = time.perf_counter()
         relative = "final.onnx" if index == len(stages) else f"stages/{index:02d}-{config.name}.onnx"
         label = f"stage {index}/{len(stages)} ({config.name})"
-        console.log(f"{label}: running")
-        seed_everything(seed + index)
-        ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index))
-        new_state = HANDLERS[type(config)](config, state, ctx)
-        if new_state.torch_model is not None:
-            new_state = _torch_state(new_state.torch_model, example_input)
-            last_torch_model = new_state.torch_model
-        state = new_state
-        measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
-        measurement.config = config.model_dump(mode="json")
+        key = f"{index:02d}-{config.name}"
+        fp = fingerprint(fp, index, config.model_dump(mode="json"), relative)
+        restored = _load_stage(out, key, fp, baseline_model, example_input, resume)
+        if restored is not None:
+            measurement, state = restored
+            console.log(f"{label}: resumed from {CHECKPOINT_DIR}/{key}")
+        else:
+            resume = False  # everything after a recomputed stage is recomputed too
+            start = time.perf_counter()
+            console.log(f"{label}: running")
+            seed_everything(seed + index)
+            ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index))
+            state = HANDLERS[type(config)](config, state, ctx)
+            if state.torch_model is not None:
+                state = _torch_state(state.torch_model, example_input)
+            measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
+            measurement.config = config.model_dump(mode="json")
+            save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
+            console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
+        if state.torch_model is not None:
+            last_torch_model = state.torch_model
         measurements.append(measurement)
-        console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
 
     console.log("timing every artifact in ONNX Runtime (one thread, interleaved)")
     everything = [baseline, *measurements]
@@ -159,6 +196,21 @@ def compress(
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, tuple(example_input.shape))
     return result
+
+
+def _restored(key, out, fp, template, resume) -> Measurement | None:
+    loaded = load_checkpoint(out, f"00-{key}", fp, template) if resume else None
+    return Measurement.from_json(loaded[0]) if loaded else None
+
+
+def _load_stage(out, key, fp, template, example_input, resume) -> tuple[Measurement, ModelState] | None:
+    loaded = load_checkpoint(out, key, fp, template) if resume else None
+    if loaded is None:
+        return None
+    record, torch_model = loaded
+    measurement = Measurement.from_json(record)
+    state = ModelState(torch_model, out / record["artifact"], measurement.params, measurement.nonzero_params, measurement.macs)
+    return measurement, state
 
 
 def _torch_state(model: nn.Module, example_input) -> ModelState:

@@ -9,16 +9,22 @@ import yaml
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text, check_output_dir
 from edgecompress.models import load_model
+from edgecompress.pipeline.checkpoints import clear_checkpoints, fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
 from edgecompress.pipeline.run import RunResult, compress
 from edgecompress.progress import console
 from edgecompress.recipe.schema import Recipe
+from edgecompress.rundir import owned_run_dir
 from edgecompress.seeding import seed_everything
 from edgecompress.tasks.registry import load_task
 from edgecompress.train import train_epochs
 
+TRAINED_KEY = "00-trained"
 
-def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False) -> RunResult:
+
+def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False) -> RunResult:
     """Everything `edgecompress run` does; the model and task are resolved before any output is written.
+
+    With `resume`, a trained baseline and finished stages from an earlier run of the same recipe are reused.
 
     >>> run_recipe(load_recipe("examples/digits.yaml"), "runs/digits")  # doctest: +SKIP
     """
@@ -37,10 +43,26 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False) 
     if problems:
         raise UserError("recipe: " + "; ".join(problems))
     model = loaded.module
-    if recipe.train is not None:
-        console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
-        train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
-    arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
-    result = compress(model, task, recipe.stages, out_dir, seed=recipe.seed, arch=arch)
-    atomic_write_text(Path(out_dir) / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    with owned_run_dir(out_dir) as out:
+        if not resume:
+            clear_checkpoints(out)
+        if recipe.train is not None:
+            model = _trained(model, task, recipe, out, resume)
+        arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
+        # checkpoints were cleared above unless resuming, so compress may always look for them
+        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True)
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     return result
+
+
+def _trained(model, task, recipe: Recipe, out: Path, resume: bool):
+    """Train the recipe's model, or load the weights a killed run already trained with the same settings."""
+    fp = fingerprint("trained", recipe.model, recipe.weights, recipe.train.model_dump(), recipe.seed, model_fingerprint(model))
+    loaded = load_checkpoint(out, TRAINED_KEY, fp, model) if resume else None
+    if loaded is not None:
+        console.log("baseline: resumed the trained weights from checkpoints/")
+        return loaded[1]
+    console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
+    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    save_checkpoint(out, TRAINED_KEY, fp, {}, model)
+    return model

@@ -32,9 +32,13 @@ def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tens
 
 
 def digits_task(seed: int = 0, batch_size: int = 32) -> Task:
-    """The digits classification task, with a seeded shuffling order for training."""
+    """The digits classification task.
+
+    The training loader shuffles with torch's global generator, which every pipeline stage reseeds when it
+    starts; so a stage's batches depend only on the seed, not on what ran before it (resume needs that).
+    `seed` is accepted for the task-factory signature; the split itself is fixed.
+    """
     x_train, y_train, x_test, y_test = digits_split()
-    generator = torch.Generator().manual_seed(seed)
-    train = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True, generator=generator)
+    train = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True)
     test = DataLoader(TensorDataset(x_test, y_test), batch_size=256, shuffle=False)
     return Task("digits", train, test, ACCURACY)

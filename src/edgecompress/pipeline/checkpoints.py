@@ -1,0 +1,73 @@
+"""Stage checkpoints: what a finished stage leaves behind so that `--resume` can skip it.
+
+Each stage writes its model (`checkpoints/NN-name.safetensors`, masks included) and then, last, its
+measurement with a fingerprint of everything that produced it (`checkpoints/NN-name.json`). A stage is
+resumed only if its JSON exists, its fingerprint matches the current run's, and its files are whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgecompress.files import atomic_write_text
+from edgecompress.models.checkpoint import resize_to_saved, save_model_file
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def fingerprint(*parts) -> str:
+    """A stable hash of JSON-able parts (configs, names, seeds, earlier fingerprints)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """Hash of a model's weights: a resumed run must start from the same model."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(out: Path, key: str, fp: str, record: dict, torch_model: nn.Module | None) -> None:
+    folder = out / CHECKPOINT_DIR
+    if torch_model is not None:
+        save_model_file(torch_model, folder / f"{key}.safetensors", keep_masks=True)
+    atomic_write_text(folder / f"{key}.json", json.dumps({"fingerprint": fp, "has_torch": torch_model is not None, **record}))
+
+
+def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[dict, nn.Module | None] | None:
+    """(record, torch model or None) of a finished stage, or None when it must be (re)computed."""
+    folder = out / CHECKPOINT_DIR
+    try:
+        record = json.loads((folder / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != fp:
+        return None
+    artifact = record.get("artifact")
+    if artifact is not None and (not (out / artifact).is_file() or (out / artifact).stat().st_size != record["artifact_bytes"]):
+        return None
+    model = None
+    if record.get("has_torch"):
+        weights = folder / f"{key}.safetensors"
+        if not weights.is_file():
+            return None
+        with torch.no_grad():
+            model = resize_to_saved(copy.deepcopy(template), weights).eval()
+    return record, model
+
+
+def clear_checkpoints(out: Path) -> None:
+    """A fresh (not resumed) run starts without any earlier run's stage files."""
+    for folder in (out / CHECKPOINT_DIR, out / "stages"):
+        if folder.is_dir():
+            for file in folder.iterdir():
+                if file.is_file():
+                    file.unlink()
