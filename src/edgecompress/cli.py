@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+import pydantic
 import typer
 
 from edgecompress.errors import RunFailure, UserError
@@ -36,7 +37,7 @@ def _root(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for artifacts, metrics.json and the report."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same models and scores."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same models and scores."),
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, quantize to int8, and measure it all in ONNX Runtime.
 
@@ -54,7 +55,7 @@ def demo(
 def run_command(
     recipe: Path = typer.Argument(..., help="YAML recipe: model, task, optional training, and the ordered stages."),
     out: Path = typer.Option(Path("runs/recipe"), "--out", help="Directory for artifacts, metrics.json and the report."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the recipe's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
     resume: bool = typer.Option(False, "--resume", help="Reuse the trained baseline and finished stages of an earlier (killed) run in --out."),
 ) -> None:
@@ -66,9 +67,7 @@ def run_command(
     from edgecompress.recipe import load_recipe, run_recipe
     from edgecompress.summary import run_summary_table
 
-    loaded = load_recipe(recipe)
-    if seed is not None:
-        loaded = loaded.model_copy(update={"seed": seed})
+    loaded = load_recipe(recipe, seed=seed)
     result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
@@ -155,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except UserError as exc:
         _error(str(exc))
+        return 2
+    except pydantic.ValidationError as exc:  # a setting built from arguments outside a recipe
+        _error("; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()))
         return 2
     except KeyboardInterrupt:
         _error("interrupted")
