@@ -91,3 +91,26 @@ def test_report_is_self_contained_and_shows_the_numbers(demo_run):
     assert f"{metrics['final']['score']:.2f}%" in page
     for png in ("stages.png", "layers.png"):
         assert (result.out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_packed_final_unpacks_to_the_evaluated_file_and_is_smaller(demo_run, tmp_path):
+    from edgecompress.delivery import unpack
+
+    result, metrics = demo_run
+    final = metrics["final"]
+    packed = result.out_dir / final["storage"]
+    assert final["storage_bytes"] == packed.stat().st_size < final["artifact_bytes"]
+    assert unpack(packed) == (result.out_dir / final["artifact"]).read_bytes()
+    assert metrics["summary"]["storage_ratio"] == metrics["baseline"]["artifact_bytes"] / final["storage_bytes"]
+
+
+def test_compressed_torch_model_reloads_from_the_run_directory(demo_run):
+    import torch
+
+    from edgecompress.models import load_model
+
+    result, _ = demo_run
+    reloaded = load_model(str(result.out_dir / "model.safetensors")).module
+    assert reloaded.conv2.out_channels == 32
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(reloaded(x), result.final_torch_model(x))

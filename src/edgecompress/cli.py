@@ -112,6 +112,30 @@ def inspect_command(
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
+@app.command("pack")
+def pack_command(
+    onnx_file: Path = typer.Argument(..., help="ONNX model to pack."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Packed file to write (default: beside the model, .ecz)."),
+) -> None:
+    """Pack an ONNX model into a .ecz file: zeros as a bitmask, entropy-coded, checksummed (docs/format.md)."""
+    from edgecompress.delivery import pack
+
+    info = pack(onnx_file, out or onnx_file.with_suffix(".ecz"))
+    console.print(f"{info.path}: {info.packed_bytes:,} B ({info.onnx_bytes:,} B ONNX, {info.ratio:.1f}x smaller)")
+
+
+@app.command("unpack")
+def unpack_command(
+    packed: Path = typer.Argument(..., help="A .ecz file written by edgecompress."),
+    out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write (default: beside it, .onnx)."),
+) -> None:
+    """Rebuild the ONNX model from a .ecz file, bit for bit as it was evaluated (checksums verified)."""
+    from edgecompress.delivery import unpack_to
+
+    target = unpack_to(packed, out or packed.with_suffix(".onnx"))
+    console.print(f"{target}: {target.stat().st_size:,} B")
+
+
 @app.command("dtypes")
 def dtypes_command(
     value: float = typer.Option(3.141592653589793, "--value", help="The number to represent (default: pi)."),

@@ -27,3 +27,19 @@ def test_inspect_users_model_with_weights_reports_the_real_file(capsys, tmp_path
     stdout = capsys.readouterr().out
     assert "50,610" in stdout
     assert f"{weights.stat().st_size:,} B" in stdout
+
+
+def test_pack_and_unpack_commands_round_trip(capsys, tmp_path):
+    import torch
+
+    from edgecompress.export import export_onnx
+    from edgecompress.models import DigitsCNN
+
+    model_path = export_onnx(DigitsCNN(), torch.zeros(1, 1, 8, 8), tmp_path / "m.onnx")
+    assert main(["pack", str(model_path), "--out", str(tmp_path / "m.ecz")]) == 0
+    assert main(["unpack", str(tmp_path / "m.ecz"), "--out", str(tmp_path / "back.onnx")]) == 0
+    assert (tmp_path / "back.onnx").read_bytes() == model_path.read_bytes()
+    (tmp_path / "bad.ecz").write_bytes(b"not a packed model at all")
+    assert main(["unpack", str(tmp_path / "bad.ecz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import onnx
 import torch
 from torch import nn
 
 from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
 from edgecompress.prune.engine import prune_model
 from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
-from edgecompress.quantize.onnx_static import quantize_static_int8
+from edgecompress.evaluate import score_onnx
+from edgecompress.progress import console
+from edgecompress.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
+from edgecompress.quantize.onnx_static import nodes_using, quantize_static_int8
 from edgecompress.tasks.task import Task
 from edgecompress.train import train_epochs
 
@@ -27,6 +32,7 @@ class ModelState:
     params: int = 0
     nonzero_params: int = 0
     macs: int = 0
+    details: dict = field(default_factory=dict)  # stage-specific findings reported in metrics.json
 
 
 @dataclass
@@ -88,10 +94,14 @@ def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelSt
 
 @handler(Quantize)
 def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelState:
-    if config.mode == "dynamic":
-        quantize_dynamic_int8(state.onnx_path, ctx.artifact_path, per_channel=config.per_channel)
-    else:
-        quantize_static_int8(
+    decision = DecisionData(ctx.task)
+
+    def quantize(keep_float_weights: tuple[str, ...]) -> Path:
+        if config.mode == "dynamic":
+            source_graph = onnx.load(str(state.onnx_path), load_external_data=False).graph
+            excluded = tuple(nodes_using(source_graph, keep_float_weights))
+            return quantize_dynamic_int8(state.onnx_path, ctx.artifact_path, per_channel=config.per_channel, exclude_nodes=excluded)
+        return quantize_static_int8(
             state.onnx_path,
             ctx.artifact_path,
             ctx.task.train_loader,
@@ -99,6 +109,41 @@ def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelSt
             per_channel=config.per_channel,
             method=config.calibration,
             graph_format=config.format,
+            keep_float=keep_float_weights,
         )
+
+    keep = explicit_float_layers(state.torch_model, config.keep_float) if state.torch_model is not None else []
+    details = {}
+    if config.tolerance is None or state.torch_model is None:
+        quantize(tuple(f"{name}.weight" for name in keep))
+        if keep:
+            details["quantization"] = {"kept_float": keep}
+    else:
+        report = quantize_within_tolerance(
+            state.torch_model,
+            quantize,
+            decision.score,
+            decision.score(state.onnx_path),
+            ctx.task.metric.higher_is_better,
+            ctx.task.train_loader,
+            config.tolerance,
+            keep,
+        )
+        details["quantization"] = report.to_json()
+        details["quantization"]["decided_on"] = decision.name
+        if not report.within_tolerance:
+            console.log(f"{ctx.label}: even with every layer in float the drop exceeds {config.tolerance}")
     # Quantization changes how weights are stored, not how many there are or the work done per input.
-    return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)
+    return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, details)
+
+
+class DecisionData:
+    """Scores used to make choices: the task's validation loader, else its training loader; never the eval set."""
+
+    def __init__(self, task: Task):
+        loader = task.val_loader if task.val_loader is not None else task.train_loader
+        self.name = "validation data" if task.val_loader is not None else "training data"
+        self._task = dataclasses.replace(task, eval_loader=loader)
+
+    def score(self, path: Path) -> float:
+        return score_onnx(path, self._task)

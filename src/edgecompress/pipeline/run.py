@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 from torch import nn
 
 from edgecompress.errors import UserError
+from edgecompress.delivery import pack
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
 from edgecompress.measure.artifact import artifact_bytes
@@ -51,13 +52,18 @@ class Measurement:
     macs: int
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
     latency: dict[int, Latency] = field(default_factory=dict)
+    storage: str | None = None  # the packed file (.ecz), for the baseline and the final model
+    storage_bytes: int | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> "Measurement":
         """Rebuild from `to_json` output (latency is measured again at the end of every run)."""
         fields = ("name", "score", "artifact", "artifact_bytes", "params", "nonzero_params", "macs", "seconds")
-        return cls(**{f: data[f] for f in fields}, config=data.get("config", {}))
+        bookkeeping = {*fields, "config", "latency_ms", "latency_iqr_ms", "fingerprint", "has_torch", "storage", "storage_bytes"}
+        details = {k: v for k, v in data.items() if k not in bookkeeping}
+        return cls(**{f: data[f] for f in fields}, config=data.get("config", {}), details=details)
 
     def to_json(self) -> dict:
         data = {
@@ -68,12 +74,15 @@ class Measurement:
             "params": self.params,
             "nonzero_params": self.nonzero_params,
             "macs": self.macs,
+            "storage": self.storage,
+            "storage_bytes": self.storage_bytes,
             "latency_ms": {f"batch_{b}": lat.median_ms for b, lat in self.latency.items()},
             "latency_iqr_ms": {f"batch_{b}": [lat.p25_ms, lat.p75_ms] for b, lat in self.latency.items()},
             "seconds": round(self.seconds, 3),
         }
         if self.config:
             data["config"] = self.config
+        data.update(self.details)
         return data
 
 
@@ -179,6 +188,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
                 state = _torch_state(state.torch_model, example_input)
             measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
             measurement.config = config.model_dump(mode="json")
+            measurement.details = state.details
             save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
             console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
         if state.torch_model is not None:
@@ -191,6 +201,11 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
     latencies = measure_latencies([out / m.artifact for m in everything], sample_shape, LATENCY_BATCHES, seed=seed)
     for measurement, latency in zip(everything, latencies):
         measurement.latency = latency
+
+    for measurement in (baseline, measurements[-1] if measurements else baseline):
+        packed = pack(out / measurement.artifact, out / Path(measurement.artifact).with_suffix(".ecz").name)
+        measurement.storage = packed.path.name
+        measurement.storage_bytes = packed.path.stat().st_size
 
     result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed)
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)

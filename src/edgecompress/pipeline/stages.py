@@ -122,7 +122,9 @@ class Quantize(StageConfig):
       entropy); the right choice for convolutions, which ONNX Runtime runs as fused integer kernels.
     - dynamic: int8 weights, activations quantized per call (MatMul/Gemm only, no calibration data); for
       MLPs and transformers.
-    Weights are symmetric int8, per output channel unless `per_channel` is false.
+    Weights are symmetric int8, per output channel unless `per_channel` is false. Layers matching
+    `keep_float` stay in float; with `tolerance`, the layers with the lowest simulated-int8 SQNR are also kept
+    in float, one at a time, until the metric (on validation data) drops by at most `tolerance`.
 
     >>> Quantize(mode="dynamic").per_channel
     True
@@ -134,6 +136,10 @@ class Quantize(StageConfig):
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_batches: int = Field(16, ge=1)
     format: Literal["qoperator", "qdq"] = Field("qoperator", description="static graph format (see quantize/onnx_static.py)")
+    keep_float: tuple[str, ...] = Field((), description="fnmatch patterns of layers left in float")
+    tolerance: Optional[float] = Field(
+        None, ge=0.0, description="largest allowed metric drop; the most sensitive layers stay float until met"
+    )
 
     @model_validator(mode="after")
     def _dynamic_needs_no_calibration(self):

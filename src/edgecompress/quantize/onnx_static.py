@@ -66,6 +66,7 @@ def quantize_static_int8(
     per_channel: bool = True,
     method: str = "minmax",
     graph_format: str = "qoperator",
+    keep_float: tuple[str, ...] = (),
 ) -> Path:
     """Write an int8 QDQ model of `source` to `target`: int8 symmetric weights, uint8 activations.
 
@@ -81,6 +82,7 @@ def quantize_static_int8(
             # ORT prints calibration progress to stdout and may leave files in the working directory.
             with contextlib.chdir(work), contextlib.redirect_stdout(io.StringIO()):
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                excluded = nodes_using(onnx.load(str(prepared), load_external_data=False).graph, keep_float)
                 quantize_static(
                     str(prepared),
                     str(quantized),
@@ -90,6 +92,7 @@ def quantize_static_int8(
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=CALIBRATION_METHODS[method],
+                    nodes_to_exclude=excluded,
                 )
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -99,3 +102,13 @@ def quantize_static_int8(
         with atomic_path(target) as tmp:
             onnx.save_model(model, str(tmp))
     return Path(target)
+
+
+def nodes_using(graph: onnx.GraphProto, initializers: tuple[str, ...]) -> list[str]:
+    """Names of the nodes that consume the named initializers (e.g. "fc1.weight" -> its Gemm node).
+
+    Layers are named by their weights because node names change when ORT's pre-processing optimizes the
+    graph, while initializer names survive.
+    """
+    wanted = set(initializers)
+    return [node.name for node in graph.node if wanted & set(node.input)]

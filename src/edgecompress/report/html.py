@@ -24,6 +24,7 @@ def render_report(result, document: dict, images: dict[str, Path]) -> str:
                     f"{m.score:.2f}{unit}",
                     m.artifact or "-",
                     f"{format_bytes(m.artifact_bytes)} ({result.baseline.artifact_bytes / m.artifact_bytes:.1f}x)",
+                    f"{format_bytes(m.storage_bytes)} ({result.baseline.artifact_bytes / m.storage_bytes:.1f}x)" if m.storage_bytes else "-",
                     f"{m.params:,}",
                     f"{m.nonzero_params:,}",
                     f"{m.macs:,}",
@@ -60,11 +61,12 @@ img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} .note {{ color: #555; fon
 </style></head><body>
 <h1>edgecompress report: {html.escape(result.task.name)}</h1>
 <p><strong>{html.escape(headline)}</strong></p>
-<table><tr><th>model</th><th>{html.escape(metric.name)}</th><th>artifact</th><th>size on disk</th><th>params</th>
+<table><tr><th>model</th><th>{html.escape(metric.name)}</th><th>artifact</th><th>size on disk</th><th>packed (.ecz)</th><th>params</th>
 <th>non-zero</th><th>MACs</th><th>latency b1</th><th>latency b256</th><th>stage time</th></tr>
 {''.join(rows)}</table>
 <p class="note">Every score is computed by ONNX Runtime on the artifact named in its row, over the whole
-evaluation set. Size is the file's size on disk. Latency: ONNX Runtime, CPU, one thread, median of interleaved
+evaluation set. Size is the file's size on disk; packed is the size of the .ecz file that `edgecompress unpack`
+turns back into that exact ONNX file (zeros stored as a bitmask, entropy-coded). Latency: ONNX Runtime, CPU, one thread, median of interleaved
 repeats in this run; compare ratios, absolute times drift on shared machines.</p>
 {figures}
 <p class="note">{html.escape(env_text)}; seed {result.seed}.</p>

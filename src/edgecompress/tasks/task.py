@@ -32,7 +32,8 @@ class Task:
     """Everything a compression run needs besides the model.
 
     Loaders yield `(inputs, targets)` batches. `train_loader` feeds fine-tuning and calibration;
-    `eval_loader` is only used to score models, never to fit them.
+    `eval_loader` is only used to score models, never to fit them or to make choices; choices (e.g. which
+    layers stay in float) use `val_loader` when given, else the training data.
     """
 
     name: str
@@ -40,6 +41,7 @@ class Task:
     eval_loader: Iterable[Batch]
     metric: Metric
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
+    val_loader: Iterable[Batch] | None = None
 
     def example_input(self) -> torch.Tensor:
         """One sample (batch of 1) from the evaluation data: fixes the input shape for export and MACs."""
