@@ -15,6 +15,7 @@ from torch import nn
 from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
 from edgecompress.prune.engine import prune_model
 from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
+from edgecompress.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
 from edgecompress.evaluate import score_onnx
 from edgecompress.progress import console
 from edgecompress.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
@@ -112,6 +113,12 @@ def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelSt
             keep_float=keep_float_weights,
         )
 
+    if config.mode == "fp16":
+        cast_fp16(state.onnx_path, ctx.artifact_path)
+        return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)
+    if config.mode == "int4":
+        quantize_int4_weights(state.onnx_path, ctx.artifact_path, block_size=config.block_size)
+        return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)
     keep = explicit_float_layers(state.torch_model, config.keep_float) if state.torch_model is not None else []
     details = {}
     if config.tolerance is None or state.torch_model is None:

@@ -116,12 +116,14 @@ class Finetune(StageConfig):
 
 
 class Quantize(StageConfig):
-    """int8 quantization in ONNX Runtime.
+    """Quantization in ONNX Runtime.
 
-    - static: QDQ with activation ranges calibrated on training batches (`calibration`: minmax, percentile,
+    - static: int8 with activation ranges calibrated on training batches (`calibration`: minmax, percentile,
       entropy); the right choice for convolutions, which ONNX Runtime runs as fused integer kernels.
     - dynamic: int8 weights, activations quantized per call (MatMul/Gemm only, no calibration data); for
       MLPs and transformers.
+    - fp16: weights and compute in float16 (half the size; slower on CPUs without fp16 units).
+    - int4: weight-only 4-bit in blocks of `block_size` (MatMulNBits); Linear layers only.
     Weights are symmetric int8, per output channel unless `per_channel` is false. Layers matching
     `keep_float` stay in float; with `tolerance`, the layers with the lowest simulated-int8 SQNR are also kept
     in float, one at a time, until the metric (on validation data) drops by at most `tolerance`.
@@ -131,7 +133,7 @@ class Quantize(StageConfig):
     """
 
     stage: Literal["quantize"] = "quantize"
-    mode: Literal["static", "dynamic"] = "static"
+    mode: Literal["static", "dynamic", "fp16", "int4"] = "static"
     per_channel: bool = True
     calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_batches: int = Field(16, ge=1)
@@ -140,12 +142,19 @@ class Quantize(StageConfig):
     tolerance: Optional[float] = Field(
         None, ge=0.0, description="largest allowed metric drop; the most sensitive layers stay float until met"
     )
+    block_size: int = Field(32, ge=16, le=4096, description="int4 only: weights per scale")
 
     @model_validator(mode="after")
-    def _dynamic_needs_no_calibration(self):
-        given = {"calibration", "calibration_batches", "format"} & self.model_fields_set
-        if self.mode == "dynamic" and given:
-            raise ValueError(f"{sorted(given)[0]} applies to mode static only; dynamic quantization needs no calibration")
+    def _fields_fit_the_mode(self):
+        applies = {
+            "calibration": ("static",), "calibration_batches": ("static",), "format": ("static",),
+            "per_channel": ("static", "dynamic"), "keep_float": ("static", "dynamic"), "tolerance": ("static", "dynamic"),
+            "block_size": ("int4",),
+        }
+        wrong = [f for f in sorted(self.model_fields_set) if f in applies and self.mode not in applies[f]]
+        if wrong:
+            modes = " and ".join(applies[wrong[0]])
+            raise ValueError(f"{wrong[0]} applies to mode {modes} only, not {self.mode}")
         return self
 
     @property
