@@ -40,3 +40,17 @@ def trained_cnn(digits):
 @pytest.fixture
 def example_input():
     return torch.zeros(1, 1, 8, 8)
+
+
+@pytest.fixture(scope="session")
+def small_digits_task():
+    """Four digits batches: enough to exercise training loops quickly."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from edgecompress.tasks.digits import ACCURACY, digits_split
+    from edgecompress.tasks.task import Task
+
+    x_train, y_train, x_test, y_test = digits_split()
+    train = DataLoader(TensorDataset(x_train[:128], y_train[:128]), batch_size=32, shuffle=True)
+    test = DataLoader(TensorDataset(x_test, y_test), batch_size=256)
+    return Task("digits-small", train, test, ACCURACY)

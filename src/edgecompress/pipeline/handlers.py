@@ -12,7 +12,9 @@ import onnx
 import torch
 from torch import nn
 
-from edgecompress.pipeline.stages import Finetune, Prune, Quantize, StageConfig
+from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, StageConfig
+from edgecompress.prune.selection import select_layers
+from edgecompress.quantize.qat import prepare_qat
 from edgecompress.prune.engine import prune_model
 from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
@@ -89,6 +91,18 @@ def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelSt
         teacher=ctx.teacher if config.distill > 0 else None,
         distill_weight=config.distill,
         temperature=config.temperature,
+    )
+    return ModelState(model)
+
+
+@handler(Qat)
+def _qat(config: Qat, state: ModelState, ctx: StageContext) -> ModelState:
+    model = copy.deepcopy(state.torch_model)
+    layers = select_layers(model, config.layers, keep=config.keep, keep_classifier=False)
+    prepare_qat(layers, config.bits)
+    train_epochs(
+        model, ctx.task, config.epochs, lr=config.lr, description=ctx.label,
+        teacher=ctx.teacher if config.distill > 0 else None, distill_weight=config.distill,
     )
     return ModelState(model)
 

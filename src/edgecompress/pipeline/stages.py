@@ -24,6 +24,11 @@ class StageConfig(BaseModel):
         return False
 
 
+def _default(config: BaseModel, name: str):
+    info = type(config).model_fields[name]
+    return info.get_default(call_default_factory=True)
+
+
 class Prune(StageConfig):
     """Prune weights: a criterion x pattern x scope x schedule combination.
 
@@ -69,7 +74,7 @@ class Prune(StageConfig):
         if self.pattern == "nm":
             if self.n >= self.m:
                 problems.append(f"n must be smaller than m for N:M sparsity, got {self.n}:{self.m}")
-            if "amount" in self.model_fields_set and abs(self.amount - (1 - self.n / self.m)) > 1e-9:
+            if self.amount != _default(self, "amount") and abs(self.amount - (1 - self.n / self.m)) > 1e-9:
                 problems.append(f"amount is fixed at 1 - n/m = {1 - self.n / self.m:g} for pattern nm; leave it out")
             if self.scope == "global":
                 problems.append("scope global does not apply to pattern nm (every group of m keeps n)")
@@ -151,7 +156,9 @@ class Quantize(StageConfig):
             "per_channel": ("static", "dynamic"), "keep_float": ("static", "dynamic"), "tolerance": ("static", "dynamic"),
             "block_size": ("int4",),
         }
-        wrong = [f for f in sorted(self.model_fields_set) if f in applies and self.mode not in applies[f]]
+        # a field left at its default is fine in any mode (a serialized recipe spells out every field)
+        changed = [f for f in applies if getattr(self, f) != _default(self, f)]
+        wrong = [f for f in changed if self.mode not in applies[f]]
         if wrong:
             modes = " and ".join(applies[wrong[0]])
             raise ValueError(f"{wrong[0]} applies to mode {modes} only, not {self.mode}")
@@ -162,7 +169,32 @@ class Quantize(StageConfig):
         return True
 
 
-AnyStage = Union[Prune, Finetune, Quantize]
+class Qat(StageConfig):
+    """Quantization-aware training: fine-tune with weights fake-quantized to `bits` (2-8) or "ternary".
+
+    Follow it with `quantize` (static int8) to ship: the trained grid survives int8 almost exactly, and the
+    packed .ecz file stores the weights at about `bits` each.
+
+    >>> Qat(bits=4, epochs=16).bits
+    4
+    """
+
+    stage: Literal["qat"] = "qat"
+    bits: Union[int, Literal["ternary"]] = 4
+    epochs: int = Field(16, ge=1, le=10_000)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    distill: float = Field(0.5, ge=0.0, le=1.0, description="weight of distillation from the unquantized baseline")
+    layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of layers to quantize")
+    keep: tuple[str, ...] = Field((), description="fnmatch patterns of layers left in full precision")
+
+    @model_validator(mode="after")
+    def _bits_in_range(self):
+        if self.bits != "ternary" and not 2 <= self.bits <= 8:
+            raise ValueError(f"bits must be from 2 to 8 or 'ternary', got {self.bits}")
+        return self
+
+
+AnyStage = Union[Prune, Finetune, Qat, Quantize]
 
 
 def default_recipe() -> list[StageConfig]:
