@@ -45,6 +45,8 @@ def result_row(label: str, result) -> dict:
         "change": final.score - base.score,
         "bytes": final.artifact_bytes,
         "size_ratio": base.artifact_bytes / final.artifact_bytes,
+        "storage": final.storage_bytes,
+        "storage_ratio": base.artifact_bytes / final.storage_bytes,
         "params": final.params,
         "nonzero": final.nonzero_params,
         "param_ratio": base.params / final.params,
@@ -58,12 +60,13 @@ def result_row(label: str, result) -> dict:
 
 def table(rows: list[dict]) -> list[str]:
     lines = [
-        "| recipe | accuracy (change) | ONNX file | smaller | params | non-zero | MACs | latency b1 | latency b256 | time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | accuracy (change) | ONNX file | smaller | packed .ecz | smaller | params | non-zero | MACs | latency b1 | latency b256 | time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['score']:.2f}% ({r['change']:+.2f}) | {r['bytes']:,} B | {r['size_ratio']:.2f}x | "
+            f"{r['storage']:,} B | {r['storage_ratio']:.1f}x | "
             f"{r['params']:,} | {r['nonzero']:,} | {r['macs']:,} | {r['b1']:.2f}x | {r['b256']:.2f}x"
             f"{' (spread > 20%)' if r['noisy'] else ''} | {r['seconds']:.1f} s |"
         )
