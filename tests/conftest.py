@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edgecompress.demo import run_demo
-from edgecompress.models import DigitsCNN
+from edgecompress.models import DigitsCNN, DigitsMLP
 from edgecompress.seeding import seed_everything
 from edgecompress.tasks.digits import digits_task
 from edgecompress.train import train_epochs
@@ -33,6 +33,15 @@ def trained_cnn(digits):
     """A briefly trained digits CNN (not demo quality; enough for behaviour tests)."""
     seed_everything(0)
     model = DigitsCNN()
+    train_epochs(model, digits, epochs=5, lr=2e-3)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(digits):
+    """A briefly trained digits MLP (50,610 parameters)."""
+    seed_everything(0)
+    model = DigitsMLP()
     train_epochs(model, digits, epochs=5, lr=2e-3)
     return model.eval()
 

@@ -14,7 +14,6 @@ import typer
 from edgecompress.errors import RunFailure, UserError
 from rich.console import Console
 
-from edgecompress.progress import console as progress_console
 
 app = typer.Typer(
     name="edgecompress",

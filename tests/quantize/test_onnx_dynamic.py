@@ -11,20 +11,9 @@ from torch import nn
 from edgecompress.errors import RunFailure, UserError
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
-from edgecompress.models import DigitsMLP
 from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
-from edgecompress.seeding import seed_everything
-from edgecompress.train import train_epochs
 
 MLP_WEIGHTS = 64 * 300 + 300 * 100 + 100 * 10
-
-
-@pytest.fixture(scope="module")
-def trained_mlp(digits):
-    seed_everything(0)
-    model = DigitsMLP()
-    train_epochs(model, digits, epochs=5, lr=2e-3)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

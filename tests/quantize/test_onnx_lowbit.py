@@ -27,17 +27,6 @@ def test_gemm_rewrite_keeps_outputs_and_leaves_no_gemm(tmp_path):
     assert abs(a - b).max() < 1e-5
 
 
-@pytest.fixture(scope="module")
-def trained_mlp(digits):
-    from edgecompress.train import train_epochs
-
-    torch.manual_seed(0)
-    model = DigitsMLP()
-    with contextlib.redirect_stderr(io.StringIO()):
-        train_epochs(model, digits, 10, lr=2e-3)
-    return model.eval()
-
-
 @pytest.mark.parametrize("mode, max_ratio, max_drop", [("fp16", 0.51, 0.3), ("int4", 0.20, 1.5)])
 def test_lower_widths_shrink_the_file_and_keep_accuracy(trained_mlp, digits, tmp_path, mode, max_ratio, max_drop):
     with contextlib.redirect_stderr(io.StringIO()):

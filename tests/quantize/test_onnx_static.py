@@ -2,7 +2,6 @@ import os
 
 import numpy as np
 import onnx
-import torch
 
 from edgecompress.evaluate import score_onnx, score_torch
 from edgecompress.export import export_onnx
