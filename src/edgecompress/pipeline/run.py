@@ -33,6 +33,7 @@ from edgecompress.progress import console
 from edgecompress.report import write_run_outputs
 from edgecompress.rundir import owned_run_dir
 from edgecompress.seeding import seed_everything
+from edgecompress.tasks.checks import check_task
 from edgecompress.tasks.task import Task
 
 LATENCY_BATCHES = (1, 256)
@@ -145,6 +146,7 @@ def compress(
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
     """
     validate_recipe(stages)
+    check_task(model, task)
     score_fns = score_fns or {}
     with owned_run_dir(out_dir) as out:
         if not resume:
