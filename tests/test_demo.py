@@ -23,7 +23,7 @@ def _onnx_accuracy(path) -> float:
 def test_demo_writes_every_output(demo_run):
     result, _ = demo_run
     out = result.out_dir
-    for name in ("baseline.onnx", "final.onnx", "metrics.json", "report.html", "stages.png", "layers.png"):
+    for name in ("baseline.onnx", "final.onnx", "metrics.json", "report.html", "stages.png", "layers.png", "weights.png"):
         assert (out / name).is_file(), name
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".part")]
     assert leftovers == []
@@ -86,10 +86,10 @@ def test_quantized_final_stores_int8_weights(demo_run):
 def test_report_is_self_contained_and_shows_the_numbers(demo_run):
     result, metrics = demo_run
     page = (result.out_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 3
     assert not re.search(r'src="(?!data:)', page), "report must not reference external files"
     assert f"{metrics['final']['score']:.2f}%" in page
-    for png in ("stages.png", "layers.png"):
+    for png in ("stages.png", "layers.png", "weights.png"):
         assert (result.out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
