@@ -111,6 +111,45 @@ def inspect_command(
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
+@app.command("fit")
+def fit_command(
+    max_size: str = typer.Option(..., "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
+    max_drop: float = typer.Option(..., "--max-drop", help="Largest allowed metric drop vs the baseline (metric units)."),
+    size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx."),
+    out: Path = typer.Option(Path("runs/fit"), "--out", help="Directory for the candidates, fit.json and pareto.png."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+) -> None:
+    """Find the smallest compressed digits CNN within --max-size that loses at most --max-drop.
+
+    Trains the demo's baseline, runs candidate recipes from mild to aggressive, and returns the smallest one
+    that meets both targets, with the Pareto front of size vs accuracy; if none does, it says so and returns
+    the best it found.
+    """
+    from edgecompress.demo import demo_recipe
+    from edgecompress.fit import fit
+    from edgecompress.files import check_output_dir
+    from edgecompress.models import load_model
+    from edgecompress.seeding import seed_everything
+    from edgecompress.sizes import parse_size
+    from edgecompress.tasks.registry import load_task
+    from edgecompress.train import train_epochs
+
+    budget = parse_size(max_size, field="--max-size")
+    if size_of not in ("packed", "onnx"):
+        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
+    if max_drop < 0:
+        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
+    check_output_dir(out)
+    recipe = demo_recipe(seed)
+    seed_everything(seed)
+    model = load_model(recipe.model).module
+    task = load_task(recipe.task, seed)
+    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed)
+    console.print(result.message)
+    console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
+
+
 @app.command("pack")
 def pack_command(
     onnx_file: Path = typer.Argument(..., help="ONNX model to pack."),
