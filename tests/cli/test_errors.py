@@ -37,6 +37,22 @@ def test_bad_inspect_input_is_one_line_exit_2_and_writes_nothing(args, message, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "--max-size", "tiny", "--max-drop", "1"], "--max-size: cannot parse 'tiny'"),
+        (["fit", "--max-size", "10KB", "--max-drop", "-1"], "--max-drop: must be >= 0"),
+        (["fit", "--max-size", "10KB", "--max-drop", "1", "--size-of", "zip"], "--size-of: must be packed or onnx"),
+        (["fit", "--max-drop", "1"], "Missing option '--max-size'"),
+    ],
+)
+def test_bad_fit_targets_are_one_line_exit_2(args, message, capsys, tmp_path):
+    out = tmp_path / "out"
+    code, _, stderr = _run([*args, "--out", str(out)], capsys)
+    assert code == 2 and message in stderr and stderr.count("\n") == 1
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", [["inspect", "digits-cnn"], ["demo"]])
 def test_output_directory_that_is_a_file_is_refused(command, capsys, tmp_path):
     a_file = tmp_path / "taken"
