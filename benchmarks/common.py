@@ -28,11 +28,13 @@ def trained_state(model_name: str, seed: int = 0) -> dict:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def run_stages(model_name: str, stages, seed: int = 0):
-    """Compress the trained baseline with `stages` into a temporary directory; return the RunResult."""
+def run_stages(model_name: str, stages, seed: int = 0, keep_dir=None):
+    """Compress the trained baseline with `stages` (into `keep_dir`, else a temporary directory)."""
     model = MODELS[model_name]()
     model.load_state_dict(trained_state(model_name, seed))
-    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.ExitStack() as stack:
+        out = keep_dir or stack.enter_context(tempfile.TemporaryDirectory())
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         return compress(model, digits_task(seed), stages, out, seed=seed)
 
 
