@@ -111,6 +111,57 @@ def inspect_command(
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
+@app.command("sweep")
+def sweep_command(
+    levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
+    methods: str = typer.Option("unstructured,channel", "--methods", help="Comma-separated: unstructured, channel, random."),
+    finetune_epochs: int = typer.Option(4, "--finetune-epochs", min=1, help="Fine-tuning epochs per point (with distillation)."),
+    tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
+    out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, sweep.png and points/."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+) -> None:
+    """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, and each method's sweet spot.
+
+    Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
+    interrupted sweep started again recomputes only what is missing.
+    """
+    from edgecompress.curves import sweep
+    from edgecompress.files import check_output_dir
+
+    level_values = _floats(levels, "--levels")
+    method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    check_output_dir(out)
+    model, task = _trained_demo_model(seed)
+    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed)
+    for method, spot in result.sweet_spots.items():
+        where = f"level {spot.level:g}: {spot.score:.2f} (baseline {result.baseline.score:.2f}), {spot.storage_bytes:,} B packed" if spot else "none within tolerance"
+        console.print(f"sweet spot, {method}: {where}")
+    console.print(f"table: {out / 'sweep.csv'}   plot: {out / 'sweep.png'}")
+
+
+def _floats(text: str, field: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{field}: cannot parse {text!r}; give comma-separated numbers, e.g. 0.5,0.8,0.9") from None
+
+
+def _trained_demo_model(seed: int):
+    """The demo's digits CNN, trained as the demo trains it (the baseline every curve is compared with)."""
+    from edgecompress.demo import demo_recipe
+    from edgecompress.models import load_model
+    from edgecompress.seeding import seed_everything
+    from edgecompress.tasks.registry import load_task
+    from edgecompress.train import train_epochs
+
+    recipe = demo_recipe(seed)
+    seed_everything(seed)
+    model = load_model(recipe.model).module
+    task = load_task(recipe.task, seed)
+    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    return model.eval(), task
+
+
 @app.command("fit")
 def fit_command(
     max_size: str = typer.Option(..., "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
@@ -125,14 +176,9 @@ def fit_command(
     that meets both targets, with the Pareto front of size vs accuracy; if none does, it says so and returns
     the best it found.
     """
-    from edgecompress.demo import demo_recipe
-    from edgecompress.fit import fit
     from edgecompress.files import check_output_dir
-    from edgecompress.models import load_model
-    from edgecompress.seeding import seed_everything
+    from edgecompress.fit import fit
     from edgecompress.sizes import parse_size
-    from edgecompress.tasks.registry import load_task
-    from edgecompress.train import train_epochs
 
     budget = parse_size(max_size, field="--max-size")
     if size_of not in ("packed", "onnx"):
@@ -140,11 +186,7 @@ def fit_command(
     if max_drop < 0:
         raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
     check_output_dir(out)
-    recipe = demo_recipe(seed)
-    seed_everything(seed)
-    model = load_model(recipe.model).module
-    task = load_task(recipe.task, seed)
-    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    model, task = _trained_demo_model(seed)
     result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed)
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
