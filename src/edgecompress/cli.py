@@ -139,6 +139,29 @@ def sweep_command(
     console.print(f"table: {out / 'sweep.csv'}   plot: {out / 'sweep.png'}")
 
 
+@app.command("sensitivity")
+def sensitivity_command(
+    levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
+    tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a layer's amount may cause."),
+    out: Path = typer.Option(Path("runs/sensitivity"), "--out", help="Directory for sensitivity.json and sensitivity.png."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+) -> None:
+    """Prune each layer of the digits CNN alone at each level and measure the drop; suggest per-layer amounts.
+
+    sensitivity.json holds a ready `prune` stage whose per_layer amounts give sensitive layers less sparsity.
+    """
+    from edgecompress.curves.sensitivity import layer_sensitivity
+    from edgecompress.files import check_output_dir
+
+    level_values = tuple(_floats(levels, "--levels"))
+    check_output_dir(out)
+    model, task = _trained_demo_model(seed)
+    document = layer_sensitivity(model, task, out, level_values, tolerance)
+    amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
+    console.print(f"per-layer amounts within {tolerance:g} ({document['scored_on']}): {amounts}")
+    console.print(f"details: {out / 'sensitivity.json'}   plot: {out / 'sensitivity.png'}")
+
+
 def _floats(text: str, field: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]

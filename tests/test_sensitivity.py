@@ -1,0 +1,35 @@
+import json
+
+import pytest
+import torch
+
+from edgecompress.curves.sensitivity import layer_sensitivity
+from edgecompress.errors import UserError
+from edgecompress.pipeline.stages import Prune
+from edgecompress.prune.engine import prune_model
+from edgecompress.prune.masks import get_mask
+
+
+def test_sensitivity_rows_and_per_layer_amounts(trained_cnn, digits, tmp_path):
+    doc = layer_sensitivity(trained_cnn, digits, tmp_path / "s", levels=(0.5, 0.95), tolerance=1.0)
+    assert len(doc["rows"]) == 4 * 2  # four layers (classifier included) x two levels
+    for layer, amount in doc["per_layer"].items():
+        safe = [r["level"] for r in doc["rows"] if r["layer"] == layer and r["drop"] <= 1.0]
+        assert amount == (max(safe) if safe else 0.0)
+    assert doc["scored_on"].startswith("evaluation set")
+    saved = json.loads((tmp_path / "s" / "sensitivity.json").read_text())
+    assert saved["per_layer"] == doc["per_layer"]
+    assert (tmp_path / "s" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the suggested stage is a valid prune stage that applies exactly those amounts
+    stage = Prune.model_validate(doc["prune_stage"])
+    model = prune_model(trained_cnn.__class__(), stage, torch.zeros(1, 1, 8, 8), train=lambda *a, **k: None)
+    for layer, amount in doc["per_layer"].items():
+        mask = get_mask(getattr(model, layer))
+        assert int((mask == 0).sum()) == round(amount * mask.numel())
+
+
+def test_bad_levels_are_refused(trained_cnn, digits, tmp_path):
+    with pytest.raises(UserError, match="--levels"):
+        layer_sensitivity(trained_cnn, digits, tmp_path / "s", levels=(0.0,))
+    assert not (tmp_path / "s").exists()
