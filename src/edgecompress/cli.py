@@ -40,7 +40,8 @@ def demo(
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, quantize to int8, and measure it all in ONNX Runtime.
 
-    Writes baseline.onnx, final.onnx, stages/, metrics.json, report.html and PNG plots to --out.
+    Writes baseline.onnx and final.onnx (and their packed .ecz files), stages/, model.safetensors,
+    metrics.json, report.html, PNG plots and checkpoints/ to --out. Same as: run examples/digits.yaml.
     """
     from edgecompress.demo import run_demo
     from edgecompress.summary import run_summary_table
@@ -200,14 +201,11 @@ def fit_command(
     the best it found.
     """
     from edgecompress.files import check_output_dir
-    from edgecompress.fit import fit
+    from edgecompress.fit import check_targets, fit
     from edgecompress.sizes import parse_size
 
     budget = parse_size(max_size, field="--max-size")
-    if size_of not in ("packed", "onnx"):
-        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
-    if max_drop < 0:
-        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
+    check_targets(max_drop, size_of)
     check_output_dir(out)
     model, task = _trained_demo_model(seed)
     result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed)

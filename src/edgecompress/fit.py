@@ -80,10 +80,7 @@ def fit(
 
     >>> fit(model, task, "runs/fit", max_bytes=10_000, max_drop=1.0).chosen.label  # doctest: +SKIP
     """
-    if size_of not in ("packed", "onnx"):
-        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
-    if max_drop < 0:
-        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
+    check_targets(max_drop, size_of)
     candidates = candidates or default_candidates()
     selection = Task(task.name, task.train_loader, task.val_loader, task.metric, task.loss_fn) if task.val_loader is not None else task
     with owned_run_dir(out_dir) as out:
@@ -102,6 +99,14 @@ def fit(
         result = _choose(results, max_bytes, max_drop, size_of, selected_on_eval=selection is task)
         _write(out, result, max_bytes, max_drop, size_of, task)
     return result
+
+
+def check_targets(max_drop: float, size_of: str) -> None:
+    """Validate the targets up front (the CLI calls this before it spends a minute training)."""
+    if size_of not in ("packed", "onnx"):
+        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
+    if max_drop < 0:
+        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
 
 
 def _choose(results: list[Candidate], max_bytes, max_drop, size_of, selected_on_eval) -> FitResult:
