@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from edgecompress.errors import UserError
+from edgecompress.curves.sparsity_sweep import check_levels
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
 from edgecompress.files import atomic_write_text
@@ -50,8 +50,7 @@ def layer_sensitivity(
     >>> layer_sensitivity(model, task, "runs/sens")["per_layer"]  # doctest: +SKIP
     {'conv1': 0.5, 'conv2': 0.9, 'fc1': 0.95, 'fc2': 0.7}
     """
-    if not levels or any(not 0.0 < x < 1.0 for x in levels):
-        raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {list(levels)}")
+    check_levels(levels)
     scoring = Task(task.name, task.train_loader, task.val_loader, task.metric) if task.val_loader is not None else task
     example = task.example_input()
     names = list(select_layers(model, keep_classifier=keep_classifier))

@@ -85,9 +85,7 @@ def sweep(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"--methods: unknown method {unknown[0]!r}; allowed: {', '.join(METHODS)}")
-    bad = [x for x in levels if not 0.0 < x < 1.0]
-    if bad or not levels:
-        raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {bad[0] if bad else 'none'}")
+    check_levels(levels)
     if finetune_epochs < 1 or tolerance < 0:
         raise UserError("--finetune-epochs must be >= 1 and --tolerance >= 0")
     example = task.example_input()
@@ -122,6 +120,12 @@ def sweep(
         result = SweepResult(baseline, points, spots, tolerance)
         _write(out, result, task)
     return result
+
+
+def check_levels(levels: tuple[float, ...]) -> None:
+    """Sparsity levels must be in (0, 1): 0 prunes nothing and 1 removes everything."""
+    if not levels or any(not 0.0 < x < 1.0 for x in levels):
+        raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {list(levels)}")
 
 
 def _point(out: Path, base_fp: str, method, level, finetuned, build, task, example) -> SweepPoint:
