@@ -10,3 +10,8 @@ class UserError(Exception):
 
 class RunFailure(Exception):
     """A genuine runtime failure (exit code 1), reported as one line unless --debug."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name): what a one-line error can show."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

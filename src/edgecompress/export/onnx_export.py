@@ -12,7 +12,7 @@ import onnx
 import torch
 from torch import nn
 
-from edgecompress.errors import RunFailure
+from edgecompress.errors import RunFailure, first_line
 from edgecompress.files import atomic_path
 from edgecompress.prune.masks import finalized_copy
 
@@ -47,7 +47,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     except RunFailure:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise RunFailure(f"export: torch.onnx.export failed for {type(model).__name__}: {first}") from exc
     finally:
         model.train(was_training)

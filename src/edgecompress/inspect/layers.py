@@ -7,9 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
+from edgecompress.errors import UserError, first_line
 from edgecompress.measure.macs import count_macs
-from edgecompress.measure.params import effective_parameters, is_parametrization_internal, stored_tensors
+from edgecompress.measure.params import (
+    effective_parameters,
+    is_parametrization_internal,
+    stored_tensors,
+)
+
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -69,7 +74,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> LayerTable:
     try:
         _, macs = count_macs(model, example)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         shape = "x".join(map(str, input_shape))
         raise UserError(f"input shape: {shape} does not fit {type(model).__name__}: {first}") from None
     rows = []

@@ -13,7 +13,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from edgecompress.errors import RunFailure, UserError
+from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.prune.selection import select_layers
 
 CHANNEL_CRITERIA = ("l1", "l2", "taylor", "random")
@@ -53,7 +53,7 @@ def channel_pruner(
             iterative_steps=steps,
         )
     except Exception as exc:
-        raise RunFailure(f"prune: Torch-Pruning cannot trace {type(model).__name__}: {_first_line(exc)}") from exc
+        raise RunFailure(f"prune: Torch-Pruning cannot trace {type(model).__name__}: {first_line(exc)}") from exc
 
 
 def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | None = None, loss_fn=None) -> None:
@@ -69,7 +69,7 @@ def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | No
     except UserError:
         raise
     except Exception as exc:
-        raise RunFailure(f"prune: Torch-Pruning could not prune {type(model).__name__}: {_first_line(exc)}") from exc
+        raise RunFailure(f"prune: Torch-Pruning could not prune {type(model).__name__}: {first_line(exc)}") from exc
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
@@ -97,6 +97,3 @@ def prune_channels(
     step_pruner(pruner, model, criterion)
     return model
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -25,7 +25,7 @@ from typing import Iterator
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from edgecompress.errors import RunFailure, UserError
+from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
 
 SUPPORTED_OP_TYPES = ("MatMul", "Gemm")
@@ -78,7 +78,7 @@ def quantize_dynamic_int8(
                 )
             quantized_names = {n.name for n in onnx.load(str(quantized)).graph.node if n.op_type == "MatMulInteger"}
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime dynamic quantization failed: {first}") from exc
         finally:
             os.chdir(cwd)

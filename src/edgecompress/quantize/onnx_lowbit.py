@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgecompress.errors import RunFailure, UserError
+from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
 
 
@@ -32,7 +32,7 @@ def cast_fp16(source: str | Path, target: str | Path) -> Path:
         with _quiet():
             converted = convert_float_to_float16(model, keep_io_types=True)
     except Exception as exc:
-        raise RunFailure(f"quantize: fp16 conversion failed: {_first_line(exc)}") from exc
+        raise RunFailure(f"quantize: fp16 conversion failed: {first_line(exc)}") from exc
     return _save(converted, target)
 
 
@@ -51,7 +51,7 @@ def quantize_int4_weights(source: str | Path, target: str | Path, block_size: in
             quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level)
             quantizer.process()
     except Exception as exc:
-        raise RunFailure(f"quantize: int4 weight-only quantization failed: {_first_line(exc)}") from exc
+        raise RunFailure(f"quantize: int4 weight-only quantization failed: {first_line(exc)}") from exc
     quantized = quantizer.model.model
     if not any(node.op_type == "MatMulNBits" for node in quantized.graph.node):
         raise UserError("quantize.mode: int4 applies to MatMul/Linear weights and this model has none; use static int8")
@@ -111,6 +111,3 @@ def _quiet():
     finally:
         logger.setLevel(level)
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgecompress.errors import RunFailure
+from edgecompress.errors import RunFailure, first_line
 from edgecompress.files import atomic_path
 
 CALIBRATION_METHODS = {
@@ -95,7 +95,7 @@ def quantize_static_int8(
                     nodes_to_exclude=excluded,
                 )
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime static quantization failed: {first}") from exc
         model = onnx.load(str(quantized))
         del model.graph.value_info[:]  # intermediate shape annotations: not needed to run, ~1% of the file

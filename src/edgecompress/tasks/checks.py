@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
+from edgecompress.errors import UserError, first_line
 from edgecompress.tasks.task import Task
 
 
@@ -50,7 +50,7 @@ def _check_model_runs(model: nn.Module, inputs: torch.Tensor) -> None:
         with torch.no_grad():
             model(inputs)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         shape = "x".join(map(str, inputs.shape[1:]))
         raise UserError(f"data: samples of shape {shape} do not fit {type(model).__name__}: {first}") from None
     finally:
