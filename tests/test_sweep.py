@@ -59,3 +59,24 @@ def test_bad_sweep_settings(trained_cnn, digits, tmp_path, kwargs, message):
 def test_cli_rejects_unparsable_levels(capsys, tmp_path):
     assert main(["sweep", "--levels", "half", "--out", str(tmp_path / "s")]) == 2
     assert "--levels: cannot parse 'half'" in capsys.readouterr().err
+
+
+def test_smaller_dense_model_matches_the_pruned_parameter_count(trained_cnn, digits, tmp_path):
+    from edgecompress.curves.dense_baseline import matching_width
+    from edgecompress.measure.params import count_params
+    from edgecompress.models import DigitsCNN
+
+    width = matching_width(DigitsCNN, 10_000)
+    assert count_params(DigitsCNN(width)) <= 10_000 < count_params(DigitsCNN(width + 0.02))
+
+    result = sweep(
+        trained_cnn, digits, tmp_path / "s", levels=(0.8,), methods=("unstructured",), finetune_epochs=1,
+        small_dense=lambda w: DigitsCNN(width=w), baseline_epochs=1,
+    )
+    (row,) = result.dense_comparison
+    pruned = next(p for p in result.points if p.method == "unstructured" and p.finetuned)
+    dense = next(p for p in result.points if p.method == "dense-small")
+    assert row["params"] == pruned.nonzero_params and dense.params == dense.nonzero_params <= pruned.nonzero_params
+    assert dense.params >= 0.9 * pruned.nonzero_params
+    expected = "pruned" if pruned.score > dense.score else ("dense" if dense.score > pruned.score else "tie")
+    assert row["winner"] == expected

@@ -119,9 +119,11 @@ def sweep_command(
     finetune_epochs: int = typer.Option(4, "--finetune-epochs", min=1, help="Fine-tuning epochs per point (with distillation)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, sweep.png and points/."),
+    dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
 ) -> None:
-    """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, and each method's sweet spot.
+    """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, each method's sweet spot,
+    and smaller dense CNNs of the same parameter counts trained from scratch (does pruning win?).
 
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
     interrupted sweep started again recomputes only what is missing.
@@ -133,7 +135,16 @@ def sweep_command(
     method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
     check_output_dir(out)
     model, task = _trained_demo_model(seed)
-    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed)
+    from edgecompress.models import DigitsCNN
+
+    small = (lambda width: DigitsCNN(width=width)) if dense_baseline else None
+    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small)
+    for row in result.dense_comparison:
+        console.print(
+            f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
+            f"dense width x{row['dense_width']:.2f} ({row['dense_params']:,} params) {row['dense_score']:.2f}: "
+            + ("a tie" if row["winner"] == "tie" else f"{row['winner']} wins")
+        )
     for method, spot in result.sweet_spots.items():
         where = f"level {spot.level:g}: {spot.score:.2f} (baseline {result.baseline.score:.2f}), {spot.storage_bytes:,} B packed" if spot else "none within tolerance"
         console.print(f"sweet spot, {method}: {where}")

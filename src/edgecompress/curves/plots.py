@@ -8,7 +8,7 @@ from edgecompress.plotting.canvas import figure
 
 
 def plot_sweep(result, path: str | Path, metric) -> Path:
-    methods = sorted({p.method for p in result.points})
+    methods = sorted({p.method for p in result.points if p.method != "dense-small"})
     with figure(path, ncols=2, width=5.5, height=4.0) as (fig, (ax_level, ax_size)):
         for index, method in enumerate(methods):
             color = f"C{index}"
@@ -21,6 +21,10 @@ def plot_sweep(result, path: str | Path, metric) -> Path:
             if spot is not None:
                 ax_level.plot(1 - spot.nonzero_params / result.baseline.params, spot.score, "*", markersize=16, color=color)
                 ax_size.plot(spot.storage_bytes / 1000, spot.score, "*", markersize=16, color=color)
+        dense = sorted((p for p in result.points if p.method == "dense-small"), key=lambda p: p.level)
+        if dense:
+            ax_level.plot([1 - p.params / result.baseline.params for p in dense], [p.score for p in dense], ":", marker="s", color="black", label="smaller dense model, same params")
+            ax_size.plot([p.storage_bytes / 1000 for p in dense], [p.score for p in dense], ":", marker="s", color="black", label="smaller dense model, same params")
         for ax in (ax_level, ax_size):
             ax.axhline(result.baseline.score, color="#7f7f7f", linewidth=1, label="dense baseline")
             ax.axhline(result.baseline.score - result.tolerance, color="#7f7f7f", linewidth=1, linestyle=":", label=f"tolerance {result.tolerance:g}")

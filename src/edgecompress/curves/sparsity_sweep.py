@@ -12,12 +12,13 @@ import copy
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
+from edgecompress.curves.dense_baseline import matching_width
 from edgecompress.delivery import pack
 from edgecompress.errors import UserError
 from edgecompress.evaluate import score_onnx
@@ -58,12 +59,14 @@ class SweepResult:
     points: list[SweepPoint]
     sweet_spots: dict[str, SweepPoint | None]
     tolerance: float
+    dense_comparison: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
             "baseline": asdict(self.baseline),
             "tolerance": self.tolerance,
             "sweet_spots": {m: (asdict(p) if p else None) for m, p in self.sweet_spots.items()},
+            "smaller_dense_comparison": self.dense_comparison,
             "points": [asdict(p) for p in self.points],
         }
 
@@ -77,8 +80,14 @@ def sweep(
     finetune_epochs: int = 4,
     tolerance: float = 0.5,
     seed: int = 0,
+    small_dense: Callable[[float], nn.Module] | None = None,
+    baseline_epochs: int = 40,
 ) -> SweepResult:
     """Prune `model` with each method at each level; score each with and without `finetune_epochs` of training.
+
+    With `small_dense` (the architecture's factory taking a width factor), each fine-tuned point of the first
+    method is compared with a dense model of that width whose parameter count matches the point's non-zero
+    count, trained from scratch for `baseline_epochs + finetune_epochs` epochs.
 
     >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9)).sweet_spots["unstructured"]  # doctest: +SKIP
     """
@@ -116,8 +125,28 @@ def sweep(
                 points.append(_point(out, base_fp, method, level, False, pruned, task, example))
                 points.append(_point(out, base_fp, method, level, True, finetuned, task, example))
                 bar.update(job, advance=1, status=f"{method} {level:g}: {points[-1].score:.2f}")
+        comparison = []
+        if small_dense is not None:
+            for point in [p for p in points if p.method == methods[0] and p.finetuned]:
+                width = matching_width(small_dense, point.nonzero_params)
+
+                def trained_small(width=width):
+                    seed_everything(seed)
+                    small = small_dense(width)
+                    train_epochs(small, task, baseline_epochs + finetune_epochs, lr=2e-3, description=f"dense x{width:.2f}")
+                    return small
+
+                dense = _point(out, base_fp, "dense-small", point.level, True, trained_small, task, example)
+                points.append(dense)
+                sign = 1 if task.metric.higher_is_better else -1
+                winner = "pruned" if sign * (point.score - dense.score) > 0 else ("dense" if point.score != dense.score else "tie")
+                comparison.append({
+                    "level": point.level, "params": point.nonzero_params, "pruned_method": point.method,
+                    "pruned_score": point.score, "dense_width": width, "dense_params": dense.params,
+                    "dense_score": dense.score, "winner": winner,
+                })
         spots = {m: _sweet_spot(baseline, [p for p in points if p.method == m and p.finetuned], tolerance, task) for m in methods}
-        result = SweepResult(baseline, points, spots, tolerance)
+        result = SweepResult(baseline, points, spots, tolerance, comparison)
         _write(out, result, task)
     return result
 
