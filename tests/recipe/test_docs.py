@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize
+from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
 
 
-@pytest.mark.parametrize("config", [Prune, Finetune, Qat, Quantize])
+@pytest.mark.parametrize("config", [Prune, Finetune, Factorize, Qat, Quantize])
 def test_every_stage_field_is_documented(config):
     section = DOC.split(f"### {config.model_fields['stage'].default}", 1)[1].split("\n### ", 1)[0]
     missing = [f for f in config.model_fields if f != "stage" and f"`{f}`" not in section]

@@ -12,7 +12,9 @@ import onnx
 import torch
 from torch import nn
 
-from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, StageConfig
+from edgecompress.lowrank import factorize_linears
+from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize, StageConfig
+from edgecompress.prune.masks import finalize
 from edgecompress.prune.selection import select_layers
 from edgecompress.quantize.qat import prepare_qat
 from edgecompress.prune.engine import prune_model
@@ -93,6 +95,14 @@ def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelSt
         temperature=config.temperature,
     )
     return ModelState(model)
+
+
+@handler(Factorize)
+def _factorize(config: Factorize, state: ModelState, ctx: StageContext) -> ModelState:
+    model = finalize(copy.deepcopy(state.torch_model))  # masks first become plain zeros, then the SVD
+    energy = config.energy
+    ranks = factorize_linears(model, config.layers, keep=None if energy is not None else config.keep, energy=energy, keep_classifier=config.keep_classifier)
+    return ModelState(model, details={"factorization": {name: {"rank": r, "full_rank": f} for name, (r, f) in ranks.items()}})
 
 
 @handler(Qat)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
             ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index))
             state = HANDLERS[type(config)](config, state, ctx)
             if state.torch_model is not None:
-                state = _torch_state(state.torch_model, example_input)
+                state = dataclasses.replace(_torch_state(state.torch_model, example_input), details=state.details)
             measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
             measurement.config = config.model_dump(mode="json")
             measurement.details = state.details

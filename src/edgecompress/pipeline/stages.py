@@ -194,7 +194,30 @@ class Qat(StageConfig):
         return self
 
 
-AnyStage = Union[Prune, Finetune, Qat, Quantize]
+class Factorize(StageConfig):
+    """Low-rank factorization of Linear layers by truncated SVD (two thin Linears per layer).
+
+    `keep` keeps that fraction of each layer's parameters; `energy` instead keeps the smallest rank holding
+    that fraction of the squared singular values. Follow it with `finetune` to recover.
+
+    >>> Factorize(keep=0.25).keep
+    0.25
+    """
+
+    stage: Literal["factorize"] = "factorize"
+    keep: Optional[float] = Field(0.5, gt=0.0, lt=1.0, description="fraction of each layer's parameters kept")
+    energy: Optional[float] = Field(None, gt=0.0, lt=1.0, description="fraction of spectral energy kept")
+    layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of Linear layers to factorize")
+    keep_classifier: bool = True
+
+    @model_validator(mode="after")
+    def _one_rank_rule(self):
+        if self.energy is not None and self.keep != _default(self, "keep") and self.keep is not None:
+            raise ValueError("give keep or energy, not both")
+        return self
+
+
+AnyStage = Union[Prune, Finetune, Factorize, Qat, Quantize]
 
 
 def default_recipe() -> list[StageConfig]:

@@ -58,9 +58,9 @@ def _describe(error: dict, data: dict) -> str:
     where = ": ".join(p for p in (" ".join(parts), field) if p) or "recipe"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        message = f"unknown stage {error['input'].get('stage')!r}; allowed: prune, finetune, qat, quantize"
+        message = f"unknown stage {error['input'].get('stage')!r}; allowed: prune, finetune, factorize, qat, quantize"
     elif error["type"] == "union_tag_not_found":
-        message = "each stage needs a 'stage' field (prune, finetune, qat or quantize)"
+        message = "each stage needs a 'stage' field (prune, finetune, factorize, qat or quantize)"
     elif error["type"] == "extra_forbidden":
         message = "unknown field"
     given = error.get("input")

@@ -1,0 +1,5 @@
+"""Low-rank factorization: replace a weight matrix by the product of two thin ones."""
+
+from edgecompress.lowrank.svd import factorize_linears
+
+__all__ = ["factorize_linears"]

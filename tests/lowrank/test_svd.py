@@ -1,0 +1,50 @@
+import contextlib
+import io
+
+import pytest
+import torch
+from torch import nn
+
+import edgecompress as ec
+from edgecompress.errors import UserError
+from edgecompress.lowrank.svd import choose_rank, factorize_linear, factorize_linears
+from edgecompress.measure.params import count_params
+from edgecompress.models import DigitsMLP
+
+
+def test_factorized_pair_is_the_truncated_svd():
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 24)
+    pair = factorize_linear(layer, rank=8)
+    u, s, vh = torch.linalg.svd(layer.weight.detach(), full_matrices=False)
+    best = u[:, :8] @ torch.diag(s[:8]) @ vh[:8]
+    assert torch.allclose(pair[1].weight @ pair[0].weight, best, atol=1e-5)
+    x = torch.rand(5, 32)
+    assert torch.allclose(pair(x), x @ best.T + layer.bias, atol=1e-5)
+    assert torch.allclose(factorize_linear(layer, rank=24)(x), layer(x), atol=1e-5)  # full rank is exact
+
+
+def test_rank_by_budget_and_by_energy():
+    weight = torch.diag(torch.tensor([10.0, 1.0, 0.1, 0.01]))
+    assert choose_rank(weight, energy=0.98) == 1 and choose_rank(weight, energy=0.999) == 2
+    assert choose_rank(torch.zeros(100, 300), keep=0.5) == int(0.5 * 100 * 300 / 400)
+
+
+def test_layers_shrink_only_when_it_saves_parameters_and_the_classifier_stays():
+    model = DigitsMLP()
+    report = factorize_linears(model, keep=0.25)
+    assert set(report) == {"fc1", "fc2"} and isinstance(model.fc3, nn.Linear)
+    assert count_params(model) < 0.5 * count_params(DigitsMLP())
+    assert factorize_linears(DigitsMLP(), keep=None, energy=0.9999999) == {}  # near-full rank saves nothing: left dense
+    with pytest.raises(UserError, match="factorize.layers"):
+        factorize_linears(DigitsMLP(), layers=("decoder*",))
+
+
+def test_factorize_stage_recovers_with_finetuning_and_exports(trained_mlp, digits, tmp_path):
+    with contextlib.redirect_stderr(io.StringIO()):
+        result = ec.compress(trained_mlp, digits, [ec.Factorize(keep=0.25), ec.Finetune(epochs=4, distill=0.5)], tmp_path / "f")
+    factorized = result.stages[0]
+    assert factorized.details["factorization"]["fc1"]["full_rank"] == 64
+    assert result.final.params < 0.3 * result.baseline.params
+    assert result.final.artifact_bytes < 0.3 * result.baseline.artifact_bytes
+    assert result.final.score >= result.baseline.score - 1.5
