@@ -6,12 +6,10 @@ import errno
 import json
 
 import pytest
-import torch
 
 import edgecompress as ec
 from edgecompress import files
 from edgecompress.cli import main
-from edgecompress.models import DigitsCNN
 from edgecompress.tasks.digits import ACCURACY
 
 
