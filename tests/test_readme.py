@@ -20,3 +20,12 @@ def test_readme_set_up_is_the_two_make_commands():
     text = README.read_text()
     assert "make demo" in text and "make test" in text
     assert "make test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_readme_demo_size_claims_match_a_real_run(demo_run):
+    """The README's byte counts and ratio for the demo come from the committed code, seed 0."""
+    _, metrics = demo_run
+    text = README.read_text()
+    base, final = metrics["baseline"]["artifact_bytes"], metrics["final"]["artifact_bytes"]
+    assert f"({base:,} -> {final:,} bytes)" in text
+    assert f"**{base / final:.1f}x smaller**" in text
