@@ -82,7 +82,7 @@ def fit(
     """
     check_targets(max_drop, size_of)
     candidates = candidates or default_candidates()
-    selection = Task(task.name, task.train_loader, task.val_loader, task.metric, task.loss_fn) if task.val_loader is not None else task
+    selection = task.scored_on(task.val_loader) if task.val_loader is not None else task
     with owned_run_dir(out_dir) as out:
         results = []
         for index, (label, stages) in enumerate(candidates, start=1):

@@ -51,7 +51,7 @@ def layer_sensitivity(
     {'conv1': 0.5, 'conv2': 0.9, 'fc1': 0.95, 'fc2': 0.7}
     """
     check_levels(levels)
-    scoring = Task(task.name, task.train_loader, task.val_loader, task.metric) if task.val_loader is not None else task
+    scoring = task.scored_on(task.val_loader) if task.val_loader is not None else task
     example = task.example_input()
     names = list(select_layers(model, keep_classifier=keep_classifier))
     sign = 1 if task.metric.higher_is_better else -1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -174,7 +173,7 @@ class DecisionData:
     def __init__(self, task: Task):
         loader = task.val_loader if task.val_loader is not None else task.train_loader
         self.name = "validation data" if task.val_loader is not None else "training data"
-        self._task = dataclasses.replace(task, eval_loader=loader)
+        self._task = task.scored_on(loader)
 
     def score(self, path: Path) -> float:
         return score_onnx(path, self._task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -42,6 +43,10 @@ class Task:
     metric: Metric
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
     val_loader: Iterable[Batch] | None = None
+
+    def scored_on(self, loader: Iterable[Batch]) -> "Task":
+        """The same task with `loader` as the data its scores are computed on (e.g. validation data)."""
+        return dataclasses.replace(self, eval_loader=loader)
 
     def example_input(self) -> torch.Tensor:
         """One sample (batch of 1) from the evaluation data: fixes the input shape for export and MACs."""
