@@ -162,7 +162,8 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
 
     fp = fingerprint("baseline", task.name, seed, list(example_input.shape), model_fingerprint(baseline_model))
     state = _torch_state(baseline_model, example_input)
-    baseline = _restored("baseline", out, fp, baseline_model, resume)
+    restored = _load_stage(out, "00-baseline", fp, baseline_model, resume)
+    baseline = restored[0] if restored else None
     if baseline is None:
         start = time.perf_counter()
         baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
@@ -176,7 +177,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
         label = f"stage {index}/{len(stages)} ({config.name})"
         key = f"{index:02d}-{config.name}"
         fp = fingerprint(fp, index, config.model_dump(mode="json"), relative)
-        restored = _load_stage(out, key, fp, baseline_model, example_input, resume)
+        restored = _load_stage(out, key, fp, baseline_model, resume)
         if restored is not None:
             measurement, state = restored
             console.log(f"{label}: resumed from {CHECKPOINT_DIR}/{key}")
@@ -216,12 +217,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
     return result
 
 
-def _restored(key, out, fp, template, resume) -> Measurement | None:
-    loaded = load_checkpoint(out, f"00-{key}", fp, template) if resume else None
-    return Measurement.from_json(loaded[0]) if loaded else None
-
-
-def _load_stage(out, key, fp, template, example_input, resume) -> tuple[Measurement, ModelState] | None:
+def _load_stage(out, key, fp, template, resume) -> tuple[Measurement, ModelState] | None:
     loaded = load_checkpoint(out, key, fp, template) if resume else None
     if loaded is None:
         return None
