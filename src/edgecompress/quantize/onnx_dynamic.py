@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +25,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
+from edgecompress.quantize.onnx_static import ort_working_directory
 
 SUPPORTED_OP_TYPES = ("MatMul", "Gemm")
 
@@ -59,11 +58,9 @@ def quantize_dynamic_int8(
     graph = onnx.load(str(source), load_external_data=False).graph
     selected, unselected = _weight_matmuls(graph, op_types, exclude_nodes)
 
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="edgecompress-quant-") as work:
-        quantized = Path(work) / "quantized.onnx"
+    with ort_working_directory() as work:
+        quantized = work / "quantized.onnx"
         try:
-            os.chdir(work)  # ORT leaves temporary files in the working directory when it fails (FINDINGS sec. 6)
             with _without_preprocessing_advice():
                 quantize_dynamic(
                     str(source),
@@ -80,8 +77,6 @@ def quantize_dynamic_int8(
         except Exception as exc:
             first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime dynamic quantization failed: {first}") from exc
-        finally:
-            os.chdir(cwd)
         if len(quantized_names) < len(selected):
             left = [n.name for n in selected if f"{_name_seen_by_ort(n)}_quant" not in quantized_names]
             named = f" ({', '.join(left[:5])})" if left else ""

@@ -14,7 +14,7 @@ import contextlib
 import io
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import onnx
@@ -75,12 +75,11 @@ def quantize_static_int8(
     """
     source, target = Path(source).resolve(), Path(target).resolve()  # we chdir below
     input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
-    with tempfile.TemporaryDirectory(prefix="edgecompress-quant-") as work:
-        prepared = Path(work) / "prepared.onnx"
-        quantized = Path(work) / "quantized.onnx"
+    with ort_working_directory() as work:
+        prepared = work / "prepared.onnx"
+        quantized = work / "quantized.onnx"
         try:
-            # ORT prints calibration progress to stdout and may leave files in the working directory.
-            with contextlib.chdir(work), contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its calibration progress
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
                 excluded = nodes_using(onnx.load(str(prepared), load_external_data=False).graph, keep_float)
                 quantize_static(
@@ -102,6 +101,18 @@ def quantize_static_int8(
         with atomic_path(target) as tmp:
             onnx.save_model(model, str(tmp))
     return Path(target)
+
+
+@contextlib.contextmanager
+def ort_working_directory() -> Iterator[Path]:
+    """A private temporary directory, made the working directory while ORT's quantizers run in it.
+
+    ORT's quantizers leave ~90 MB `.data` files and temporary models in the working directory when they fail
+    (FINDINGS sec. 6); here they land in a directory that is removed afterwards. Paths given to ORT must be
+    absolute.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgecompress-quant-") as work, contextlib.chdir(work):
+        yield Path(work)
 
 
 def nodes_using(graph: onnx.GraphProto, initializers: tuple[str, ...]) -> list[str]:
