@@ -28,22 +28,22 @@ def digits():
     return digits_task(seed=0)
 
 
+def _briefly_trained(factory, task):
+    """5 seeded epochs: not demo quality, enough for behaviour tests."""
+    seed_everything(0)
+    model = factory()
+    train_epochs(model, task, epochs=5, lr=2e-3)
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def trained_cnn(digits):
-    """A briefly trained digits CNN (not demo quality; enough for behaviour tests)."""
-    seed_everything(0)
-    model = DigitsCNN()
-    train_epochs(model, digits, epochs=5, lr=2e-3)
-    return model.eval()
+    return _briefly_trained(DigitsCNN, digits)
 
 
 @pytest.fixture(scope="session")
 def trained_mlp(digits):
-    """A briefly trained digits MLP (50,610 parameters)."""
-    seed_everything(0)
-    model = DigitsMLP()
-    train_epochs(model, digits, epochs=5, lr=2e-3)
-    return model.eval()
+    return _briefly_trained(DigitsMLP, digits)
 
 
 @pytest.fixture
