@@ -31,7 +31,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     model.eval()
     batch = torch.export.Dim("batch", min=1)
     try:
-        with atomic_path(path) as tmp, _quiet_exporter():
+        with atomic_path(path) as tmp, quiet_exporter():
             program = torch.onnx.export(
                 model,
                 (example_input,),
@@ -55,7 +55,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
 
 
 @contextlib.contextmanager
-def _quiet_exporter():
+def quiet_exporter():
     """The exporter logs progress and warnings about optional torchvision ops; users need none of it."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
     levels = [lg.level for lg in loggers]

@@ -42,10 +42,21 @@ def measure_latencies(
     `sample_shape` is one sample's shape without the batch axis.
     """
     rng = np.random.default_rng(seed)
+    feeds = {batch: rng.standard_normal((batch, *sample_shape), dtype=np.float32) for batch in batch_sizes}
+    return measure_feed_latencies(paths, feeds, rounds, min_round_seconds)
+
+
+def measure_feed_latencies(
+    paths: list[Path],
+    feeds: dict[int, "np.ndarray | dict[str, np.ndarray]"],
+    rounds: int = 7,
+    min_round_seconds: float = 0.05,
+) -> list[dict[int, Latency]]:
+    """Like `measure_latencies`, with given inputs: batch size -> one array, or a dict of named inputs
+    (e.g. a tokenized batch for a text encoder)."""
     sessions = [make_session(p) for p in paths]
     results: list[dict[int, Latency]] = [{} for _ in paths]
-    for batch in batch_sizes:
-        feed = rng.standard_normal((batch, *sample_shape), dtype=np.float32)
+    for batch, feed in feeds.items():
         calls = []
         for session in sessions:
             run = _runner(session, feed)
@@ -65,6 +76,8 @@ def measure_latencies(
 
 
 def _runner(session, feed):
+    if isinstance(feed, dict):
+        return lambda: session.run(None, feed)
     name = session.get_inputs()[0].name
     return lambda: session.run(None, {name: feed})
 

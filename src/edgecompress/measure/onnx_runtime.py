@@ -7,12 +7,16 @@ from pathlib import Path
 import onnxruntime as ort
 
 
-def make_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """One intra-op and one inter-op thread: the honest setting on a shared small CPU (see FINDINGS)."""
+def make_session(path: str | Path | bytes, threads: int = 1) -> ort.InferenceSession:
+    """One intra-op and one inter-op thread: the honest setting on a shared small CPU (see FINDINGS).
+
+    `path` may also be a serialized model (bytes), for probes that never need to touch the disk.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])

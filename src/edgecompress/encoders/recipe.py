@@ -1,0 +1,49 @@
+"""What to do to a sentence encoder: one validated settings object; the named routes are presets of it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgecompress.errors import UserError
+
+
+class EncoderRecipe(BaseModel):
+    """Structured removal, then distillation, then quantization; each step optional.
+
+    >>> EncoderRecipe(ffn_fraction=0.5, distill_seconds=240)  # the structured route
+    EncoderRecipe(ffn_fraction=0.5, head_fraction=0.0, quantize='none', distill_seconds=240.0, ...)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ffn_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of FFN neurons removed in every layer")
+    head_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of attention heads removed in every layer")
+    quantize: Literal["none", "int8", "int4"] = "none"
+    distill_seconds: float = Field(0.0, ge=0.0, description="time budget for distillation to the original (0: none)")
+    distill_epochs: int = Field(3, ge=1, description="at most this many passes over the training sentences")
+    outlier_channels: int = Field(8, ge=0, description="int8: activation channels smoothed into the weights")
+    train_sentences: int = Field(4000, ge=32, description="unlabelled sentences for distillation")
+    calibration_sentences: int = Field(256, ge=32, description="sentences for activation ranges and importance")
+
+
+ROUTES: dict[str, EncoderRecipe] = {
+    "int8": EncoderRecipe(quantize="int8"),
+    "int4": EncoderRecipe(quantize="int4", distill_seconds=240),
+    "structured": EncoderRecipe(ffn_fraction=0.5, distill_seconds=240),
+}
+
+
+def route_recipe(route: str, **overrides) -> EncoderRecipe:
+    """A named route with some settings changed; every error names the setting."""
+    if route not in ROUTES:
+        raise UserError(f"route: unknown route {route!r}; choose one of {', '.join(ROUTES)}")
+    from pydantic import ValidationError
+
+    settings = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return EncoderRecipe(**{**ROUTES[route].model_dump(), **settings})
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
+        raise UserError("encoder recipe: " + "; ".join(problems)) from None

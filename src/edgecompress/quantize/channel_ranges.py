@@ -1,0 +1,39 @@
+"""Per-channel activation ranges of an ONNX model's tensors, measured on calibration inputs.
+
+ORT's calibrators return one range per tensor; outlier handling needs one per channel (last axis), so we
+expose the tensors as extra graph outputs and reduce them ourselves, batch by batch (streamed).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from edgecompress.errors import UserError
+from edgecompress.measure.onnx_runtime import make_session
+
+
+def channel_absmax(model: onnx.ModelProto, tensor_names: list[str], feeds: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """max |x| per last-axis channel of each named float tensor, over every batch of `feeds`.
+
+    >>> ranges = channel_absmax(model, ["hidden"], [{"input_ids": ids, "attention_mask": mask}])  # doctest: +SKIP
+    """
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    existing = {o.name for o in probe.graph.output}
+    for name in tensor_names:
+        if name not in existing:
+            probe.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = make_session(probe.SerializeToString())
+    ranges: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        values = session.run(tensor_names, dict(feed))
+        for name, value in zip(tensor_names, values):
+            batch_max = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0)
+            ranges[name] = np.maximum(ranges[name], batch_max) if name in ranges else batch_max
+    if not ranges:
+        raise UserError("calibration: no calibration batches were given; pass at least one")
+    return ranges

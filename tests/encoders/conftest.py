@@ -1,0 +1,26 @@
+"""Encoder fixtures: the real bundled all-MiniLM-L6-v2 (loaded once), and a tiny random BERT directory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edgecompress.encoders.model_dir import bundled_model_dir, load_encoder
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with the bundled tokenizer (random weights): fast end-to-end runs."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(bundled_model_dir(), local_files_only=True).save_pretrained(folder)
+    return folder
