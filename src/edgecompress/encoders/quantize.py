@@ -64,9 +64,12 @@ def quantize_encoder_int4(
     target: str | Path,
     block_size: int = 32,
     embedding_bits: int = 4,
-    embedding_block_size: int = 32,
+    embedding_block_size: int = 64,
 ) -> QuantizedEncoder:
-    """Low-bit encoder: int4 MatMul weights in blocks (MatMulNBits), int4 (or int8) embedding table."""
+    """Low-bit encoder: int4 MatMul weights in blocks (MatMulNBits), int4 (or int8) embedding table.
+
+    The defaults are the grids `quantize/block_qat.py` trains on (so a QAT model quantizes exactly).
+    """
     with tempfile.TemporaryDirectory() as scratch:
         int4_path = Path(scratch) / "int4.onnx"
         quantize_int4_weights(source, int4_path, block_size=block_size)

@@ -42,12 +42,12 @@ def quantize_embedding_tables(model: onnx.ModelProto, bits: int = 8, block_size:
         axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
         usable = (
             table is not None and axis == 0 and len(table.dims) == 2 and table.dims[0] >= min_rows
-            and table.data_type == onnx.TensorProto.FLOAT and _block_for(table.dims[1], block_size)
+            and table.data_type == onnx.TensorProto.FLOAT and row_block_size(table.dims[1], block_size)
         )
         if not usable:
             nodes.append(node)
             continue
-        block = _block_for(table.dims[1], block_size)
+        block = row_block_size(table.dims[1], block_size)
         if table.name not in done:
             data, scales = _quantize_rows(numpy_helper.to_array(table), bits, block)
             graph.initializer.extend([numpy_helper.from_array(data, f"{table.name}__q{bits}"), numpy_helper.from_array(scales, f"{table.name}__scales")])
@@ -78,7 +78,7 @@ def quantize_embedding_tables(model: onnx.ModelProto, bits: int = 8, block_size:
     return result, done
 
 
-def _block_for(width: int, largest: int) -> int:
+def row_block_size(width: int, largest: int) -> int:
     """The largest power of two <= `largest` that divides a row (ORT needs >= 16), or 0 if none does."""
     block = largest
     while block >= 16 and width % block:
