@@ -15,12 +15,16 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A 2-layer, 32-wide BERT with the bundled tokenizer (random weights): fast end-to-end runs."""
+    """A 2-layer, 32-wide BERT with the bundled tokenizer: fast end-to-end runs.
+
+    Random weights at 10x BERT's init scale, so its layers matter as much as a trained model's do
+    (at 0.02 the FFN barely touches the residual stream and pruning it changes nothing).
+    """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=128, initializer_range=0.2)
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(bundled_model_dir(), local_files_only=True).save_pretrained(folder)
     return folder

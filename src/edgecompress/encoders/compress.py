@@ -111,6 +111,9 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
     if recipe.distill_seconds:
         from edgecompress.encoders.distill import distill
 
+        # Word embeddings (half of MiniLM's weights) stay as they are: updating the whole table every step
+        # doubles the step time, and only the rows of a batch's tokens would learn anything.
+        student.backbone.get_input_embeddings().weight.requires_grad_(False)
         report = distill(student, loaded.model, tokens(corpus.train), seconds=recipe.distill_seconds, epochs=recipe.distill_epochs, seed=seed)
         steps["distill"] = report.to_json() if hasattr(report, "to_json") else vars(report)
     if recipe.quantize == "int4":
