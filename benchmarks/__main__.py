@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from benchmarks import alternatives, block_sparse, curves, demo_pipeline, pruning, quantization
+from benchmarks import alternatives, block_sparse, curves, demo_pipeline, minilm, pruning, quantization
 from edgecompress.files import atomic_write_text
 from edgecompress.report.metrics import environment
 
@@ -32,7 +32,7 @@ def machine_section() -> str:
 
 
 def main() -> None:
-    sections = [module.markdown(module.run()) for module in (demo_pipeline, alternatives, pruning, curves, quantization, block_sparse)]
+    sections = [module.markdown(module.run()) for module in (demo_pipeline, alternatives, pruning, curves, quantization, block_sparse, minilm)]
     text = "# Benchmarks\n\n" + machine_section() + "\n\n" + "\n\n".join(sections) + "\n"
     atomic_write_text(OUTPUT, text)
     print(f"wrote {OUTPUT}")
