@@ -257,6 +257,38 @@ def encoder_command(
     console.print(f"artifact: {out / 'artifact'}   metrics: {out / 'metrics.json'}")
 
 
+@app.command("embed")
+def embed_command(
+    artifact: Path = typer.Argument(..., help="An artifact folder written by `edgecompress encoder` (model.onnx, tokenizer, encoder.json)."),
+    sentences: Optional[list[str]] = typer.Argument(None, help="Sentences to embed (or use --file)."),
+    file: Optional[Path] = typer.Option(None, "--file", help="A UTF-8 text file with one sentence per line."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the embeddings here as .npy (one row per sentence) instead of printing JSON."),
+) -> None:
+    """Embed sentences with a shipped encoder artifact, run by ONNX Runtime (the file that was measured)."""
+    import numpy as np
+
+    from edgecompress.encoders.artifact import embed
+    from edgecompress.files import atomic_path
+
+    texts = list(sentences or [])
+    if file is not None:
+        if not file.is_file():
+            raise UserError(f"--file: {file} is not a file; pass a text file with one sentence per line")
+        texts += [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise UserError("sentences: nothing to embed; pass sentences as arguments or --file FILE")
+    if out is not None and out.suffix != ".npy":
+        raise UserError(f"--out: {out} must end in .npy")
+    vectors = embed(artifact, texts)
+    if out is None:
+        typer.echo(json.dumps([[round(float(v), 6) for v in row] for row in vectors]))
+        return
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, vectors, allow_pickle=False)
+    console.print(f"{len(texts)} embeddings of width {vectors.shape[1]} -> {out}")
+
+
 @app.command("pack")
 def pack_command(
     onnx_file: Path = typer.Argument(..., help="ONNX model to pack."),
