@@ -1,7 +1,15 @@
-"""`python -m benchmarks`: run every benchmark and rewrite BENCHMARKS.md (atomically)."""
+"""`python -m benchmarks`: run every benchmark and rewrite BENCHMARKS.md (atomically).
+
+`python -m benchmarks --only minilm demo_pipeline`: rerun those sections and replace only them in
+BENCHMARKS.md (the other sections keep their numbers and the machine line gains a note of what was rerun).
+
+`python -m benchmarks --quick`: re-measure only the README's headline claims (about 3 minutes) and exit 1
+if one no longer holds; BENCHMARKS.md is left alone.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -31,12 +39,55 @@ def machine_section() -> str:
     )
 
 
-def main() -> None:
-    sections = [module.markdown(module.run()) for module in (demo_pipeline, alternatives, pruning, curves, quantization, block_sparse, minilm)]
-    text = "# Benchmarks\n\n" + machine_section() + "\n\n" + "\n\n".join(sections) + "\n"
-    atomic_write_text(OUTPUT, text)
+SECTIONS = {
+    "demo_pipeline": demo_pipeline,
+    "alternatives": alternatives,
+    "pruning": pruning,
+    "curves": curves,
+    "quantization": quantization,
+    "block_sparse": block_sparse,
+    "minilm": minilm,
+}
+
+
+def compose(fresh: dict[str, str], previous: str | None = None) -> str:
+    """BENCHMARKS.md from freshly run sections; with `previous`, the sections not rerun are kept from it.
+
+    Sections are matched by their order in SECTIONS: a previous file's k-th "## " block is section k.
+    """
+    if previous is None:
+        return "# Benchmarks\n\n" + machine_section() + "\n\n" + "\n\n".join(fresh[n] for n in SECTIONS) + "\n"
+    head, *blocks = previous.split("\n## ")
+    if len(blocks) > len(SECTIONS):
+        raise SystemExit("BENCHMARKS.md has more sections than the benchmarks; run without --only")
+    old = dict(zip(SECTIONS, ("## " + b.rstrip("\n") for b in blocks)))
+    missing = [n for n in SECTIONS if n not in fresh and n not in old]
+    if missing:
+        raise SystemExit(f"BENCHMARKS.md has no section for {', '.join(missing)}; run without --only")
+    note = f"Rerun on {datetime.date.today().isoformat()}: {', '.join(fresh)} (`python -m benchmarks --only ...`)."
+    head_lines = [line for line in head.rstrip("\n").splitlines() if not line.startswith("Rerun on ")]
+    body = "\n\n".join(fresh.get(n) or old[n] for n in SECTIONS)
+    return "\n".join(head_lines) + "\n" + note + "\n\n" + body + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="check the README's headline claims only (CI)")
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="rerun these sections, keep the others")
+    args = parser.parse_args(argv)
+    if args.quick:
+        from benchmarks import quick
+
+        table, ok = quick.report(quick.run())
+        print(table)
+        print("every README claim holds" if ok else "a README claim does not hold (see the table)")
+        return 0 if ok else 1
+    names = args.only or list(SECTIONS)
+    fresh = {name: SECTIONS[name].markdown(SECTIONS[name].run()) for name in names}
+    atomic_write_text(OUTPUT, compose(fresh, OUTPUT.read_text(encoding="utf-8") if args.only and OUTPUT.exists() else None))
     print(f"wrote {OUTPUT}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -49,7 +49,7 @@ def run() -> dict:
     files: list[tuple[str, Path, float]] = []
 
     start = time.perf_counter()
-    plain = _plain_export(loaded.model, OUT / "fp32-plain.onnx")
+    plain = plain_export(loaded.model, OUT / "fp32-plain.onnx")
     files.append(("fp32, plain torch.onnx export (reference)", plain, time.perf_counter() - start))
     start = time.perf_counter()
     ours_fp32 = export_encoder(loaded.model, OUT / "fp32-edgecompress.onnx")
@@ -85,7 +85,7 @@ def run() -> dict:
     return {"rows": rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape)}
 
 
-def _plain_export(model, path: Path) -> Path:
+def plain_export(model, path: Path) -> Path:
     """The fp32 model exported as a user would, with torch.onnx.export (dynamo) and nothing else."""
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     ids = torch.tensor([[101, 7592, 2088, 1012, 102]])

@@ -1,0 +1,113 @@
+"""`python -m benchmarks --quick`: re-measure the README's headline claims in about 3 minutes and check them.
+
+CI runs this after the tests, on whatever machine it gets: a claim that no longer holds (within the
+tolerance stated next to it) fails the run. It writes nothing to BENCHMARKS.md; the full run does that.
+
+Each claim quotes the README text it checks, so a claim edited in the README without editing it here (or
+the other way round) fails too. Tolerances: sizes are deterministic for a seed (a few percent for other
+CPUs' float rounding); accuracy one test error (0.28 points) beyond the claim; latency ratios are ratios
+taken in one run, given 30% slack for a noisy shared machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+ONE_TEST_ERROR = 100 / 360  # points of accuracy on the 360-image digits test split
+
+# what the README says, verbatim; `python -m benchmarks --quick` measures each
+CLAIMS = {
+    "demo_size": "**11.8x smaller**",
+    "demo_drop": "at most 0.6 points lower after",
+    "demo_latency": "(0.31-0.33x the latency, one thread)",
+    "minilm_size": "int8: 23.9 MB",
+    "minilm_cosine": "mean cosine 0.998",
+    "minilm_overlap": "overlap@10 0.94",
+    "minilm_latency": "faster at batch 32 than ONNX Runtime's own per-channel int8",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    claim: str  # the README text this checks; it must appear there verbatim
+    measured: float
+    limit: float
+    at_most: bool  # True: measured <= limit holds the claim; False: measured >= limit
+
+    @property
+    def holds(self) -> bool:
+        return self.measured <= self.limit if self.at_most else self.measured >= self.limit
+
+
+def demo_checks() -> list[Check]:
+    """The demo at seed 0: size ratio, worst accuracy drop, batch-256 latency ratio."""
+    from edgecompress.demo import run_demo
+
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stderr(io.StringIO()):
+        result = run_demo(out, seed=0)
+    base, final = result.baseline, result.final
+    ratio = base.artifact_bytes / final.artifact_bytes
+    return [
+        Check(CLAIMS["demo_size"], ratio, 11.8 * 0.97, at_most=False),
+        Check(CLAIMS["demo_drop"], base.score - final.score, 0.6 + ONE_TEST_ERROR, at_most=True),
+        Check(CLAIMS["demo_latency"], final.latency[256].median_ms / base.latency[256].median_ms, 0.33 * 1.3, at_most=True),
+    ]
+
+
+def minilm_checks() -> list[Check]:
+    """all-MiniLM-L6-v2's int8 route against ORT's per-channel dynamic int8 of a plain export, timed together."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from benchmarks.minilm import plain_export
+    from edgecompress.encoders.batches import token_batches
+    from edgecompress.encoders.corpus import docstring_corpus
+    from edgecompress.encoders.compress import compress_encoder
+    from edgecompress.encoders.model_dir import load_encoder
+    from edgecompress.encoders.recipe import route_recipe
+    from edgecompress.measure.latency import measure_feed_latencies
+
+    loaded = load_encoder()
+    with tempfile.TemporaryDirectory() as work, contextlib.redirect_stderr(io.StringIO()):
+        work = Path(work)
+        result = compress_encoder(route_recipe("int8"), work / "ours", encoder=loaded)
+        plain = plain_export(loaded.model, work / "plain.onnx")
+        theirs = work / "ort-int8.onnx"
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_dynamic(str(plain), str(theirs), per_channel=True, weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        feed = token_batches(loaded.tokenizer, docstring_corpus().eval[:32], 32, loaded.max_length)[0]
+        ours_ms, theirs_ms = (lat[32].median_ms for lat in measure_feed_latencies([work / "ours/artifact/model.onnx", theirs], {32: feed}, rounds=9))
+    fid = result.final["fidelity"]
+    return [
+        Check(CLAIMS["minilm_size"], result.final["artifact_bytes"] / 1e6, 24.0, at_most=True),
+        Check(CLAIMS["minilm_cosine"], fid["cosine_mean"], 0.995, at_most=False),
+        Check(CLAIMS["minilm_overlap"], fid["overlap_at_10"], 0.93, at_most=False),
+        Check(CLAIMS["minilm_latency"], ours_ms / theirs_ms, 1.0, at_most=True),
+    ]
+
+
+def missing_from_readme(checks: list[Check], text: str | None = None) -> list[str]:
+    text = README.read_text() if text is None else text
+    return [c.claim for c in checks if c.claim not in text]
+
+
+def run() -> list[Check]:
+    return demo_checks() + minilm_checks()
+
+
+def report(checks: list[Check]) -> tuple[str, bool]:
+    """A table of the checks, and whether every claim holds and is still in the README."""
+    missing = set(missing_from_readme(checks))
+    lines = ["| README claim | measured | limit | holds |", "|---|---|---|---|"]
+    for c in checks:
+        verdict = "yes" if c.holds else "NO"
+        if c.claim in missing:
+            verdict = "NOT IN README"
+        lines.append(f"| {c.claim} | {c.measured:.4g} | {'<=' if c.at_most else '>='} {c.limit:.4g} | {verdict} |")
+    return "\n".join(lines), all(c.holds for c in checks) and not missing
