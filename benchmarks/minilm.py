@@ -19,6 +19,7 @@ import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from benchmarks.pareto import pareto_chart
 from edgecompress.encoders.artifact import embed_feeds
 from edgecompress.encoders.batches import token_batches
 from edgecompress.encoders.compress import compress_encoder
@@ -82,7 +83,9 @@ def run() -> dict:
         rows.append({"label": label, "bytes": path.stat().st_size, "seconds": seconds, **fid.to_json(),
                      "latency": {b: (lat.median_ms, lat.spread) for b, lat in latency.items()}})
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rows": rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape)}
+    figure = pareto_chart("minilm", [(r["label"], r["bytes"], r["cosine_mean"]) for r in rows], x_label="ONNX file (bytes, log scale)",
+                          y_label="mean cosine to the fp32 model", title="all-MiniLM-L6-v2: size vs fidelity (BENCHMARKS.md)")
+    return {"rows": rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape), "figure": figure}
 
 
 def plain_export(model, path: Path) -> Path:
@@ -121,6 +124,8 @@ def markdown(result: dict) -> str:
             f"{r['bytes'] / 1e6:.1f} MB | {rows[0]['bytes'] / r['bytes']:.2f}x | {lat[1][0] / ref[1][0]:.2f}x | "
             f"{lat[32][0] / ref[32][0]:.2f}x{noisy} | {lat[32][0]:.1f} ms | {r['seconds']:.0f} s |"
         )
+    if "figure" in result:
+        lines += ["", f"![all-MiniLM-L6-v2: size vs fidelity]({result['figure']})"]
     lines += [
         "",
         f"Peak resident memory of the whole benchmark process (every route above, one process): {result['peak_rss'] / 2**30:.2f} GiB.",

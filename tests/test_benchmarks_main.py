@@ -45,3 +45,10 @@ def test_a_claim_that_no_longer_holds_fails_the_quick_report():
     assert ok is False and "| NO |" in table
     table, ok = quick.report([quick.Check("a claim the README never made", 1, 2, True)])
     assert ok is False and "NOT IN README" in table
+
+
+def test_pareto_front_keeps_only_points_nothing_beats_on_size_and_metric():
+    from benchmarks.pareto import pareto_front
+
+    points = [("big", 100.0, 99.0), ("small-bad", 10.0, 90.0), ("dominated", 50.0, 89.0), ("mid", 40.0, 95.0), ("tie-larger", 45.0, 95.0)]
+    assert [p[0] for p in pareto_front(points)] == ["small-bad", "mid", "big"]
