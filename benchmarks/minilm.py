@@ -8,10 +8,12 @@ call for all files on the same token batch, as a ratio to the plain torch.onnx e
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import resource
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -66,6 +68,7 @@ def run() -> dict:
             quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         files.append((label, target, time.perf_counter() - start))
+    files += _pytorch_and_torch_pruning_files(loaded.model)
     for label, route, overrides in ROUTES:
         start = time.perf_counter()
         folder = OUT / f"{route}-{overrides.get('distill_seconds', 'default')}"
@@ -82,10 +85,78 @@ def run() -> dict:
         fid = fidelity(reference, torch.from_numpy(embed_feeds(path, eval_feeds)))
         rows.append({"label": label, "bytes": path.stat().st_size, "seconds": seconds, **fid.to_json(),
                      "latency": {b: (lat.median_ms, lat.spread) for b, lat in latency.items()}})
+    torch_rows = _torchao_rows(loaded.model, eval_feeds, reference, one, first)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    figure = pareto_chart("minilm", [(r["label"], r["bytes"], r["cosine_mean"]) for r in rows], x_label="ONNX file (bytes, log scale)",
+    figure = pareto_chart("minilm", [(r["label"], r["bytes"], r["cosine_mean"]) for r in rows + torch_rows], x_label="ONNX file (bytes, log scale)",
                           y_label="mean cosine to the fp32 model", title="all-MiniLM-L6-v2: size vs fidelity (BENCHMARKS.md)")
-    return {"rows": rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape), "figure": figure}
+    return {"rows": rows, "torch_rows": torch_rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape), "figure": figure}
+
+
+def _encoder_linears(model) -> list[torch.nn.Linear]:
+    return [m for layer in model.backbone.encoder.layer for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _pytorch_and_torch_pruning_files(model) -> list[tuple[str, Path, float]]:
+    """What a user gets from the built-ins without fine-tuning: PyTorch's global L1 masks (50% of the encoder
+    layers' Linear weights) and Torch-Pruning's FFN neurons -50% (L2 group importance), plain exports."""
+    import torch_pruning as tp
+    from torch.nn.utils import prune
+
+    files = []
+    start = time.perf_counter()
+    masked = copy.deepcopy(model)
+    layers = [(m, "weight") for m in _encoder_linears(masked)]
+    prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=0.5)
+    for module, name in layers:
+        prune.remove(module, name)
+    path = plain_export(masked, OUT / "torch-prune-l1-50.onnx")
+    files.append(("PyTorch prune: global L1 50% of encoder Linear weights, no fine-tune", path, time.perf_counter() - start))
+
+    start = time.perf_counter()
+    slim = copy.deepcopy(model)
+    ffn_in = [layer.intermediate.dense for layer in slim.backbone.encoder.layer]
+    ignored = [m for m in slim.modules() if isinstance(m, torch.nn.Linear) and m not in ffn_in] + [slim.backbone.embeddings]
+    ids = torch.tensor([[101, 7592, 2088, 1012, 102]])
+    tp.pruner.MetaPruner(slim, (ids, torch.ones_like(ids)), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                         pruning_ratio=0.5, ignored_layers=ignored, root_module_types=[torch.nn.Linear]).step()
+    path = plain_export(slim, OUT / "torch-pruning-ffn-50.onnx")
+    files.append(("Torch-Pruning: FFN neurons -50% (L2), no fine-tune", path, time.perf_counter() - start))
+    return files
+
+
+def _torchao_rows(model, eval_feeds, reference, one: dict, first: dict) -> list[dict]:
+    """PyTorch's recommended int8 path (torchao, int8 dynamic activations + int8 weights): it has no ONNX export,
+    so it is scored and timed in PyTorch (1 thread), against the fp32 model in PyTorch."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    start = time.perf_counter()
+    quantized = copy.deepcopy(model).eval()
+    quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
+    seconds = time.perf_counter() - start
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            vectors = torch.cat([quantized(torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"])) for f in eval_feeds])
+            latency = {}
+            for batch, feed in ((1, one), (32, first)):
+                args = (torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"]))
+                times = {"fp32": [], "int8": []}
+                for candidate in (model, quantized):
+                    candidate(*args)  # warm-up
+                for _ in range(7):
+                    for key, candidate in (("fp32", model), ("int8", quantized)):
+                        begin = time.perf_counter()
+                        candidate(*args)
+                        times[key].append((time.perf_counter() - begin) * 1000)
+                latency[batch] = (statistics.median(times["int8"]), statistics.median(times["int8"]) / statistics.median(times["fp32"]))
+    finally:
+        torch.set_num_threads(threads)
+    saved = OUT / "torchao-int8.pt"
+    torch.save(quantized.state_dict(), saved)
+    fid = fidelity(reference, vectors.float())
+    return [{"label": "PyTorch-recommended int8: torchao int8 dynamic activations + int8 weights (runs in PyTorch)",
+             "bytes": saved.stat().st_size, "seconds": seconds, **fid.to_json(), "latency": latency}]
 
 
 def plain_export(model, path: Path) -> Path:
@@ -123,6 +194,13 @@ def markdown(result: dict) -> str:
             f"| {r['label']} | {r['cosine_mean']:.4f} | {r['cosine_p5']:.4f} | {r['overlap_at_10']:.3f} | "
             f"{r['bytes'] / 1e6:.1f} MB | {rows[0]['bytes'] / r['bytes']:.2f}x | {lat[1][0] / ref[1][0]:.2f}x | "
             f"{lat[32][0] / ref[32][0]:.2f}x{noisy} | {lat[32][0]:.1f} ms | {r['seconds']:.0f} s |"
+        )
+    for r in result.get("torch_rows", []):
+        lat = r["latency"]
+        lines.append(
+            f"| {r['label']} | {r['cosine_mean']:.4f} | {r['cosine_p5']:.4f} | {r['overlap_at_10']:.3f} | "
+            f"{r['bytes'] / 1e6:.1f} MB (saved state_dict) | {rows[0]['bytes'] / r['bytes']:.2f}x | {lat[1][1]:.2f}x of PyTorch fp32 | "
+            f"{lat[32][1]:.2f}x of PyTorch fp32 | {lat[32][0]:.1f} ms | {r['seconds']:.0f} s |"
         )
     if "figure" in result:
         lines += ["", f"![all-MiniLM-L6-v2: size vs fidelity]({result['figure']})"]
