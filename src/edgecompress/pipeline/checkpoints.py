@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
+from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text
 from edgecompress.models.checkpoint import resize_to_saved, save_model_file
 
@@ -59,8 +61,11 @@ def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[
         weights = folder / f"{key}.safetensors"
         if not weights.is_file():
             return None
-        with torch.no_grad():
-            model = resize_to_saved(copy.deepcopy(template), weights).eval()
+        try:
+            with torch.no_grad():
+                model = resize_to_saved(copy.deepcopy(template), weights).eval()
+        except (SafetensorError, UserError, OSError):
+            return None  # not a safetensors file we wrote (corrupt or swapped): recompute, never unpickle
     return record, model
 
 
