@@ -1,19 +1,16 @@
 """Truncated SVD of Linear layers: W (out x in) ~ U_r S_r V_r^T becomes Linear(in, r) then Linear(r, out).
 
 The pair holds r (in + out) weights instead of in x out, and runs as two dense matmuls, so it is smaller and
-faster in any runtime when r < in out / (in + out). The rank is chosen per layer, either to keep a fraction of
-the parameters (`keep`) or the smallest rank keeping a fraction of the spectral energy (`energy`, the sum of
-squared singular values). Written by hand because torch gives the SVD but no layer surgery around it.
+faster in any runtime when r < in out / (in + out). The rank comes from a parameter budget (`keep`, met over
+all factorized layers together: budget.py) or is the smallest rank keeping a fraction of the spectral energy
+(`energy`, the sum of squared singular values). Written by hand because torch gives the SVD but no layer surgery around it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
 
 
 def choose_rank(weight: torch.Tensor, keep: float | None = None, energy: float | None = None) -> int:
@@ -49,26 +46,12 @@ def factorize_linears(
 ) -> dict[str, tuple[int, int]]:
     """Factorize the matching Linear layers in place when it saves parameters; return {name: (rank, full rank)}.
 
+    With `keep`, the factorized layers together keep that fraction of their parameters (see lowrank/budget.py).
+
     >>> from edgecompress.models import DigitsCNN
     >>> factorize_linears(DigitsCNN(), keep=0.5)
     {'fc1': (42, 128)}
     """
-    if (keep is None) == (energy is None):
-        raise UserError("factorize: give exactly one of keep (a parameter fraction) or energy (a spectral fraction)")
-    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    if keep_classifier and linears:
-        linears.pop(list(linears)[-1])
-    chosen = {n: m for n, m in linears.items() if any(fnmatch.fnmatch(n, p) for p in layers)}
-    if not chosen:
-        raise UserError(f"factorize.layers: {list(layers)} matches no Linear layer; Linear layers are: {', '.join(linears) or 'none'}")
-    report = {}
-    for name, layer in chosen.items():
-        rank = choose_rank(layer.weight, keep, energy)
-        full = min(layer.weight.shape)
-        if rank * (layer.in_features + layer.out_features) >= layer.in_features * layer.out_features:
-            continue  # this rank would not save anything: leave the layer dense
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, factorize_linear(layer, rank))
-        report[name] = (rank, full)
-    return report
+    from edgecompress.lowrank.factorize import factorize  # it builds on this module
+
+    return factorize(model, layers, keep=keep, energy=energy, keep_classifier=keep_classifier, convs=False)
