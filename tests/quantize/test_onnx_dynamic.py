@@ -48,8 +48,10 @@ def test_dynamic_int8_keeps_accuracy_and_stores_int8_weights(mlp_onnx, digits, t
 
 
 def weight_scale_sizes(path) -> list[int]:
+    """Sizes of the float weight scales: the stored factor each MatMulInteger result is multiplied by."""
     graph = onnx.load(str(path)).graph
-    return sorted(int(np.prod(t.dims)) for t in graph.initializer if t.name.endswith("weight_Transposed_scale"))
+    floats = {t.name: t for t in graph.initializer if t.data_type == TensorProto.FLOAT}
+    return sorted(int(np.prod(floats[i].dims)) for n in graph.node if n.op_type == "Mul" for i in n.input if i in floats)
 
 
 def test_weight_scales_are_per_output_channel_by_default(mlp_onnx, tmp_path):
@@ -121,3 +123,20 @@ def test_bad_arguments_are_user_errors(mlp_onnx, tmp_path, kwargs, message):
 def test_missing_source_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="source: no ONNX file"):
         quantize_dynamic_int8(tmp_path / "missing.onnx", tmp_path / "int8.onnx")
+
+
+def test_compacted_dynamic_file_gives_bit_identical_outputs(mlp_onnx, digits, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    from edgecompress.quantize import onnx_dynamic
+    from edgecompress.quantize.compact_graph import compact_graph
+
+    monkeypatch.setattr(onnx_dynamic, "compact_graph", lambda model: model)
+    plain = quantize_dynamic_int8(mlp_onnx, tmp_path / "plain.onnx")
+    compact = tmp_path / "compact.onnx"
+    onnx.save(compact_graph(onnx.load(str(plain))), str(compact))
+    inputs = np.concatenate([x.numpy() for x, _ in digits.eval_loader])
+    outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": inputs})[0] for p in (compact, plain)]
+    assert np.array_equal(*outputs)
+    assert compact.stat().st_size < plain.stat().st_size - 1000
+    assert not any(n.name for n in onnx.load(str(compact)).graph.node), "node names are dropped"

@@ -124,7 +124,8 @@ class Quantize(StageConfig):
     """Quantization in ONNX Runtime.
 
     - static: int8 with activation ranges calibrated on training batches (`calibration`: minmax, percentile,
-      entropy); the right choice for convolutions, which ONNX Runtime runs as fused integer kernels.
+      entropy, or mse: the range with the least squared rounding + clipping error); the right choice for
+      convolutions, which ONNX Runtime runs as fused integer kernels.
     - dynamic: int8 weights, activations quantized per call (MatMul/Gemm only, no calibration data); for
       MLPs and transformers.
     - fp16: weights and compute in float16 (half the size; slower on CPUs without fp16 units).
@@ -140,7 +141,7 @@ class Quantize(StageConfig):
     stage: Literal["quantize"] = "quantize"
     mode: Literal["static", "dynamic", "fp16", "int4"] = "static"
     per_channel: bool = True
-    calibration: Literal["minmax", "percentile", "entropy"] = "minmax"
+    calibration: Literal["minmax", "percentile", "entropy", "mse"] = "minmax"
     calibration_batches: int = Field(16, ge=1)
     format: Literal["qoperator", "qdq"] = Field("qoperator", description="static graph format (see quantize/onnx_static.py)")
     keep_float: tuple[str, ...] = Field((), description="fnmatch patterns of layers left in float")

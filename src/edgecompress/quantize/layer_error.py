@@ -131,7 +131,7 @@ def layer_quantization_error(
         model.train(was_training)
 
     rows = [
-        LayerError(name, type(m).__name__, *_sqnr(signal[name], noise[name]))
+        LayerError(name, type(m).__name__, *sqnr(signal[name], noise[name]))
         for name, m in selected.items()
         if calls[name]  # a layer the model never calls on this data has nothing to report
     ]
@@ -200,7 +200,7 @@ def _forward_with_weight(module: nn.Module, x: torch.Tensor, weight: torch.Tenso
     return module._conv_forward(x, weight, module.bias)  # handles padding modes, groups, dilation
 
 
-def _sqnr(signal: float, noise: float) -> tuple[float, float]:
+def sqnr(signal: float, noise: float) -> tuple[float, float]:
     """(SQNR in dB, relative error); exact outputs give +inf dB, a zero output with noise gives -inf."""
     if noise == 0:
         return math.inf, 0.0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +24,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
+from edgecompress.quantize.compact_graph import compact_graph
 from edgecompress.quantize.onnx_static import ort_working_directory
 
 SUPPORTED_OP_TYPES = ("MatMul", "Gemm")
@@ -42,7 +42,8 @@ def quantize_dynamic_int8(
     Per-channel weight scales are the default: per-tensor scales lose most of a transformer's fidelity
     (FINDINGS sec. 5-6). Only MatMul/Gemm nodes whose weight is a stored initializer are quantized; nodes
     named in `exclude_nodes` (names as in `source`) stay float. Raises RunFailure if ORT leaves a selected
-    weight in float, rather than writing a model that only looks quantized.
+    weight in float, rather than writing a model that only looks quantized. The file is compacted
+    (`compact_graph.py`: short names, same outputs).
 
     >>> quantize_dynamic_int8("model.onnx", "model.int8.onnx")  # doctest: +SKIP
     PosixPath('model.int8.onnx')
@@ -73,7 +74,8 @@ def quantize_dynamic_int8(
                     # Transformer exports have tensors shape inference cannot type (FINDINGS sec. 6).
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
-            quantized_names = {n.name for n in onnx.load(str(quantized)).graph.node if n.op_type == "MatMulInteger"}
+            model = onnx.load(str(quantized))
+            quantized_names = {n.name for n in model.graph.node if n.op_type == "MatMulInteger"}
         except Exception as exc:
             first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime dynamic quantization failed: {first}") from exc
@@ -85,7 +87,7 @@ def quantize_dynamic_int8(
                 f"matmuls in float{named}; keep them float with exclude_nodes"
             )
         with atomic_path(target) as tmp:
-            shutil.copyfile(quantized, tmp)
+            onnx.save_model(compact_graph(model), str(tmp))  # same numbers, ~2-3% smaller on small models
     return Path(target)
 
 

@@ -19,43 +19,47 @@ from typing import Iterable, Iterator
 import numpy as np
 import onnx
 import torch
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgecompress.errors import RunFailure, first_line
+from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
-
-CALIBRATION_METHODS = {
-    "minmax": CalibrationMethod.MinMax,
-    "percentile": CalibrationMethod.Percentile,
-    "entropy": CalibrationMethod.Entropy,
-}
+from edgecompress.quantize.calibration import CALIBRATION_METHODS, ORT_METHODS, write_mse_calibration
+from edgecompress.quantize.compact_graph import compact_graph
 
 
 class _LoaderReader(CalibrationDataReader):
-    """Feeds the first `max_batches` input batches of a loader to ORT's calibrator."""
+    """Feeds the first `max_batches` input batches of a loader to ORT's calibrator, as float32 arrays."""
 
     def __init__(self, input_name: str, batches: Iterable, max_batches: int):
         self._input_name = input_name
-        self._iterator = iter(batches)
-        self._left = max_batches
+        self._arrays = []
+        for batch in batches:
+            if len(self._arrays) == max_batches:
+                break
+            inputs = batch if isinstance(batch, (torch.Tensor, np.ndarray)) else batch[0]
+            self._arrays.append(inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs))
+        self._next = 0
 
     def get_next(self):
-        if self._left <= 0:
+        if self._next >= len(self._arrays):
             return None
-        try:
-            inputs, _ = next(self._iterator)
-        except StopIteration:
-            return None
-        self._left -= 1
-        array = inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-        return {self._input_name: array.astype(np.float32, copy=False)}
+        self._next += 1
+        return {self._input_name: self._arrays[self._next - 1].astype(np.float32, copy=False)}
+
+    def check_fits(self, model_input: onnx.ValueInfoProto) -> None:
+        """One line naming what is wrong if the batches cannot feed `model_input` (before ORT sees them)."""
+        if not self._arrays:
+            raise UserError("calibration_batches: the calibration data yielded no batches; pass at least one (inputs, targets) batch")
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in model_input.type.tensor_type.shape.dim]
+        wanted = "x".join(str(d) if d else "N" for d in dims)
+        for number, array in enumerate(self._arrays, 1):
+            shape = "x".join(map(str, array.shape))
+            if not np.issubdtype(array.dtype, np.floating):
+                raise UserError(f"calibration_batches: batch {number} holds {array.dtype} values; give float inputs like the model's {model_input.name!r}")
+            fits = len(array.shape) == len(dims) and all(d is None or d == n for d, n in zip(dims, array.shape))
+            if not fits or array.size == 0:
+                raise UserError(f"calibration_batches: batch {number} has shape {shape}; the model's input {model_input.name!r} takes {wanted} (non-empty)")
 
 
 def quantize_static_int8(
@@ -68,36 +72,48 @@ def quantize_static_int8(
     graph_format: str = "qoperator",
     keep_float: tuple[str, ...] = (),
 ) -> Path:
-    """Write an int8 QDQ model of `source` to `target`: int8 symmetric weights, uint8 activations.
+    """Write an int8 model of `source` to `target`: int8 symmetric weights, uint8 activations.
 
-    ORT's quantizer leaves temporary files in the working directory when it fails (FINDINGS sec. 6), so it
-    runs inside a private temporary directory.
+    `method` is how activation ranges are calibrated: minmax, percentile, entropy (ORT's calibrators) or mse
+    (`calibration.py`). Bad calibration data (no batches, wrong shape or dtype) is a UserError before ORT
+    runs. The file is then compacted (`compact_graph.py`: short names, same numbers). ORT's quantizer leaves
+    temporary files in the working directory when it fails (FINDINGS sec. 6), so it runs inside a private
+    temporary directory.
+
+    >>> quantize_static_int8("fp32.onnx", "int8.onnx", task.train_loader, method="mse")  # doctest: +SKIP
     """
+    if method not in CALIBRATION_METHODS:
+        raise UserError(f"calibration: got {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
     source, target = Path(source).resolve(), Path(target).resolve()  # we chdir below
-    input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
+    model_input = onnx.load(str(source), load_external_data=False).graph.input[0]
+    reader = _LoaderReader(model_input.name, calibration_batches, max_batches)
+    reader.check_fits(model_input)
     with ort_working_directory() as work:
         prepared = work / "prepared.onnx"
         quantized = work / "quantized.onnx"
+        cache = work / "ranges.json" if method == "mse" else None
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its calibration progress
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
                 excluded = nodes_using(onnx.load(str(prepared), load_external_data=False).graph, keep_float)
+                if cache:
+                    write_mse_calibration(prepared, reader, cache, work)
                 quantize_static(
                     str(prepared),
                     str(quantized),
-                    _LoaderReader(input_name, calibration_batches, max_batches),
+                    None if cache else reader,
                     quant_format=QuantFormat.QOperator if graph_format == "qoperator" else QuantFormat.QDQ,
                     per_channel=per_channel,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
-                    calibrate_method=CALIBRATION_METHODS[method],
+                    calibrate_method=ORT_METHODS.get(method, CalibrationMethod.MinMax),  # mse: ranges from the cache
                     nodes_to_exclude=excluded,
+                    calibration_cache_path=cache,
                 )
         except Exception as exc:
             first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime static quantization failed: {first}") from exc
-        model = onnx.load(str(quantized))
-        del model.graph.value_info[:]  # intermediate shape annotations: not needed to run, ~1% of the file
+        model = compact_graph(onnx.load(str(quantized)))
         with atomic_path(target) as tmp:
             onnx.save_model(model, str(tmp))
     return Path(target)
