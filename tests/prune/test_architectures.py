@@ -7,8 +7,11 @@ from torch import nn
 from edgecompress.export import export_onnx
 from edgecompress.measure.onnx_runtime import make_session
 from edgecompress.measure.params import count_params
+from edgecompress.models import DigitsMLP
 from edgecompress.models.checkpoint import resize_to_saved, save_model_file
+from edgecompress.pipeline.stages import Prune
 from edgecompress.prune.channel import prune_channels
+from edgecompress.prune.engine import prune_model
 
 
 class ResidualBlock(nn.Module):
@@ -90,3 +93,12 @@ def test_depthwise_separable_block_prunes_groups_with_their_channels(tmp_path):
     _check_pruned_model(model, tmp_path, DepthwiseSeparable)
     assert model.depthwise.groups == model.depthwise.in_channels == model.depthwise.out_channels == 8
     assert model.pointwise.in_channels == 8 and model.bn2.num_features == 16
+
+
+def test_digits_mlp_loses_half_its_hidden_neurons_and_keeps_its_classes(tmp_path):
+    model = DigitsMLP()
+    prune_model(model, Prune(pattern="channel", amount=0.5), torch.zeros(1, 1, 8, 8), train=lambda *a, **k: None)
+    assert (model.fc1.out_features, model.fc2.in_features, model.fc2.out_features, model.fc3.in_features) == (150, 150, 50, 50)
+    assert model.fc3.out_features == 10 and model(torch.rand(4, 1, 8, 8)).shape == (4, 10)
+    saved = save_model_file(model, tmp_path / "mlp.safetensors")
+    assert torch.equal(resize_to_saved(DigitsMLP(), saved).fc2.weight, model.fc2.weight)

@@ -86,3 +86,11 @@ def test_layer_pattern_that_matches_nothing_is_refused():
 def test_amount_zero_prunes_nothing():
     model = _prune(Prune(pattern="unstructured", amount=0.0))
     assert _zeros(model.fc1) == 0
+
+
+def test_layers_are_selected_by_type_as_well_as_by_name():
+    model = _prune(Prune(pattern="unstructured", amount=0.5, types=("Linear",)))
+    assert _zeros(model.fc1) == 16384  # the only Linear left once the classifier is kept
+    assert get_mask(model.conv1) is None and get_mask(model.conv2) is None and get_mask(model.fc2) is None
+    model = _prune(Prune(pattern="unstructured", amount=0.5, keep_classifier=False, layers=("fc*",)))
+    assert _zeros(model.fc2) == 640 and get_mask(model.conv2) is None

@@ -14,6 +14,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgecompress.errors import RunFailure, UserError, first_line
+from edgecompress.prune.calibration import batch_loss
 from edgecompress.prune.selection import select_layers
 
 CHANNEL_CRITERIA = ("l1", "l2", "taylor", "random")
@@ -63,8 +64,8 @@ def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | No
     try:
         if criterion == "taylor":
             model.zero_grad(set_to_none=True)
-            for inputs, targets in batches:
-                loss_fn(model(inputs), targets).backward()
+            for batch in batches:
+                batch_loss(model, batch, loss_fn).backward()
         pruner.step()
     except UserError:
         raise

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from edgecompress.errors import UserError
+from edgecompress.prune.calibration import batch_loss, run_calibration, take_batches
 
 Scores = dict[str, torch.Tensor]
 
@@ -22,7 +23,7 @@ class ScoreContext:
     """What a criterion may use besides the weights."""
 
     model: nn.Module
-    batches: Iterable | None = None  # (inputs, targets) from the user's training data
+    batches: Iterable | Callable | None = None  # calibration data in a form of `prune/calibration.py`
     max_batches: int = 8
     loss_fn: Callable | None = None
     seed: int = 0
@@ -58,9 +59,9 @@ def _taylor(layers, ctx):
     grads = {n: torch.zeros_like(m.weight) for n, m in layers.items()}
     was_training = ctx.model.training
     ctx.model.eval()
-    for inputs, targets in take_batches(ctx.batches, ctx.max_batches):
+    for batch in take_batches(ctx.batches, ctx.max_batches):
         ctx.model.zero_grad(set_to_none=True)
-        ctx.loss_fn(ctx.model(inputs), targets).backward()
+        batch_loss(ctx.model, batch, ctx.loss_fn).backward()
         for n, m in layers.items():
             grad = _weight_grad(m)
             if grad is not None:
@@ -87,15 +88,15 @@ def _wanda(layers, ctx):
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
     try:
-        with torch.no_grad():
-            for inputs, _ in take_batches(ctx.batches, ctx.max_batches):
-                ctx.model(inputs)
+        run_calibration(ctx.model, ctx.batches, ctx.max_batches)
     finally:
         for handle in handles:
             handle.remove()
     scores = {}
     for name, module in layers.items():
         weight = module.weight.detach().abs()
+        if name not in sq_norms:
+            raise UserError(f"prune.calibration: layer {name} never ran on the calibration data; check the batches reach it")
         norm = sq_norms[name].sqrt()
         if isinstance(module, nn.Linear):
             scores[name] = weight * norm.reshape(1, -1)
@@ -174,13 +175,3 @@ def load_score_fn(spec: str) -> Callable:
     if not callable(fn):
         raise UserError(f"prune.score_fn: {spec!r} is not callable")
     return fn
-
-
-def take_batches(batches, limit):
-    """The first `limit` batches; a criterion that needs data and has none is a user error."""
-    if batches is None:
-        raise UserError("prune.criterion: this criterion needs data; give the task a training loader")
-    for index, batch in enumerate(batches):
-        if index >= limit:
-            break
-        yield batch

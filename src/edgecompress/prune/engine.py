@@ -17,7 +17,8 @@ from torch import nn
 from edgecompress.errors import UserError
 from edgecompress.models.loading import load_state_dict
 from edgecompress.prune.channel import channel_pruner, step_pruner
-from edgecompress.prune.criteria import CRITERIA, ScoreContext, load_score_fn, take_batches
+from edgecompress.prune.calibration import take_batches
+from edgecompress.prune.criteria import CRITERIA, ScoreContext, load_score_fn
 from edgecompress.prune.masks import get_mask, set_mask
 from edgecompress.prune.patterns import Pattern
 from edgecompress.prune.schedules import SCHEDULES
@@ -51,7 +52,7 @@ class PruneJob:
 def prune_model(
     model: nn.Module,
     config,
-    example_input: torch.Tensor,
+    example_input,
     train: Callable[..., None],
     batches=None,
     loss_fn=None,
@@ -60,29 +61,74 @@ def prune_model(
 ) -> nn.Module:
     """Prune `model` in place as `config` (a `Prune` stage config) says; return it.
 
-    `train(epochs, callbacks=())` is called by the iterative and gradual schedules.
+    `train(epochs, callbacks=())` is called by the iterative and gradual schedules. `batches` is the
+    calibration/training data in any form of `prune/calibration.py` (a DataLoader of (inputs, targets), or
+    dicts of keyword inputs such as an encoder's token feeds). `example_input` (a tensor, or a tuple/dict of
+    inputs) is only needed by the channel pattern, to trace the model.
+
+    >>> prune_model(model, Prune(pattern="unstructured", criterion="l1", amount=0.5), None, train)  # doctest: +SKIP
     """
-    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
-    unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
-    if unknown:
-        raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
+    layers, pattern = check_prune(model, config, has_data=batches is not None)
     if config.masks is not None:
         _apply_user_masks(layers, Path(config.masks))
         return model
-    criterion = CRITERIA[config.criterion]
-    if criterion.needs_data and batches is None:
-        raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
     if config.criterion == "custom" and score_fn is None:
         score_fn = load_score_fn(config.score_fn)
     context = ScoreContext(model, batches, config.calibration_batches, loss_fn, seed, score_fn)
     job = PruneJob(model, layers, config, context, train, example_input)
     if config.pattern == "channel":
         return _prune_channels(job)
+    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, pattern, fraction))
+    return model
+
+
+def check_prune(model: nn.Module, config, has_data: bool) -> tuple[dict[str, nn.Module], Pattern | None]:
+    """Every check of `config` against `model` that needs no work: run it before writing anything.
+
+    Returns the selected layers and the mask pattern (None for channel removal). Raises a one-line UserError
+    for a layer pattern that matches nothing, a block shape or N:M group that does not divide a weight, or a
+    criterion that needs data when there is none.
+
+    >>> check_prune(DigitsCNN(), Prune(pattern="block", block=(8, 8)), has_data=True)  # doctest: +SKIP
+    UserError: prune.block: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
+    """
+    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
+    unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
+    if unknown:
+        raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
+    if config.masks is not None:
+        return layers, None
+    if CRITERIA[config.criterion].needs_data and not has_data:
+        raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
+    if config.pattern == "channel":
+        return layers, None
     pattern = Pattern(config.pattern, tuple(config.block), config.n, config.m)
     for name, module in layers.items():
         pattern.check(name, module.weight)
-    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, pattern, fraction))
-    return model
+    return layers, pattern
+
+
+def check_prune_stages(model: nn.Module, stages, has_data: bool) -> None:
+    """`check_prune` for the prune stages of a recipe, before any output is written; all problems in one line.
+
+    Layer shapes are those of `model`, so checking stops at the first stage that may change them (channel
+    removal, or any stage other than a masking prune or a fine-tune): later stages are checked when they run.
+
+    >>> check_prune_stages(DigitsCNN(), [Prune(pattern="unstructured", layers=("decoder.*",))], True)  # doctest: +SKIP
+    UserError: recipe: stage 1 (prune): prune.layers: pattern 'decoder.*' matches no Linear/Conv1d/... layer; ...
+    """
+    problems = []
+    for index, stage in enumerate(stages, start=1):
+        kind = getattr(stage, "stage", None)
+        if kind == "prune":
+            try:
+                check_prune(model, stage, has_data)
+            except UserError as exc:
+                problems.append(f"stage {index} (prune): {exc}")
+        if kind not in ("prune", "finetune") or getattr(stage, "pattern", None) == "channel":
+            break
+    if problems:
+        raise UserError("recipe: " + "; ".join(problems))
 
 
 def apply_pruning_step(job: PruneJob, pattern: Pattern, fraction: float) -> None:

@@ -25,9 +25,18 @@ def keep_masks(group_scores: dict[str, torch.Tensor], amounts: dict[str, float],
 
 
 def _keep_top(scores: torch.Tensor, amount: float) -> torch.Tensor:
-    remove = int(round(amount * scores.numel()))
-    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    """Remove the `round(amount x n)` lowest scores; among equal scores the earlier positions go first.
+
+    The same result as a stable argsort, in linear time: a full sort of a BERT layer's 590k scores costs
+    ~0.1 s, 36 of them a few seconds, while `kthvalue` finds the cut in one pass.
+    """
+    flat = scores.flatten()
+    remove = int(round(amount * flat.numel()))
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
     if remove:
-        order = torch.argsort(scores.flatten(), stable=True)
-        keep[order[:remove]] = False
+        cut = flat.kthvalue(remove).values
+        below = flat < cut
+        keep[below] = False
+        ties = (flat == cut).nonzero().flatten()
+        keep[ties[: remove - int(below.sum())]] = False
     return keep.reshape(scores.shape)
