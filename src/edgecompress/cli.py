@@ -233,18 +233,21 @@ def encoder_command(
     ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Share of FFN neurons to remove in every layer, in [0, 1)."),
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of attention heads to remove in every layer, in [0, 1)."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="none, int8 or int4 (overrides the route's choice)."),
+    keep_float: Optional[int] = typer.Option(None, "--keep-float", help="int8 only: keep this many MatMuls in fp32, those with the worst int8 error on the calibration sentences (mixed precision; each costs 3 bytes per weight)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (corpus split, distillation order)."),
 ) -> None:
     """Compress a sentence encoder (default: all-MiniLM-L6-v2, offline) and measure it against the original.
 
     Fidelity (mean and 5th-percentile cosine, overlap@10 of nearest neighbours) is computed on 2,000 held-out
     sentences from the standard library's docstrings by running both shipped ONNX files in ONNX Runtime.
+    MatMuls kept in float by --keep-float are chosen on calibration sentences, never on those 2,000; metrics.json
+    lists them with their SQNR.
     """
     from edgecompress.encoders.compress import compress_encoder
     from edgecompress.encoders.recipe import route_recipe
     from edgecompress.files import check_output_dir
 
-    recipe = route_recipe(route, distill_seconds=distill_seconds, ffn_fraction=ffn_fraction, head_fraction=head_fraction, quantize=quantize)
+    recipe = route_recipe(route, distill_seconds=distill_seconds, ffn_fraction=ffn_fraction, head_fraction=head_fraction, quantize=quantize, keep_float=keep_float)
     check_output_dir(out)
     result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed)
     base, final = result.baseline, result.final

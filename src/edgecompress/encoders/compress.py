@@ -127,7 +127,7 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
     final_path = out / "artifact" / MODEL_FILE
     start = time.perf_counter()
     if recipe.quantize == "int8":
-        steps["quantize"] = quantize_encoder_int8(with_float, final_path, calibration, recipe.outlier_channels).details
+        steps["quantize"] = quantize_encoder_int8(with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float).details
     elif recipe.quantize == "int4":
         steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
     else:

@@ -17,9 +17,11 @@ from typing import Iterable, Mapping
 import numpy as np
 import onnx
 
+from edgecompress.errors import UserError
 from edgecompress.files import atomic_path
 from edgecompress.quantize.channel_ranges import channel_absmax
 from edgecompress.quantize.embedding_tables import quantize_embedding_tables
+from edgecompress.quantize.matmul_error import matmul_quantization_error
 from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.quantize.onnx_lowbit import quantize_int4_weights
 from edgecompress.quantize.outlier_smoothing import smooth_outlier_channels, weight_matmul_inputs
@@ -37,11 +39,16 @@ def quantize_encoder_int8(
     calibration: Iterable[Mapping[str, np.ndarray]],
     outlier_channels: int = 8,
     embedding_block_size: int = 128,
+    keep_float: int = 0,
 ) -> QuantizedEncoder:
     """int8 encoder: outlier smoothing from `calibration` batches, dynamic int8 MatMuls, int8 embeddings.
 
+    Mixed precision: the `keep_float` MatMuls with the lowest simulated-int8 SQNR on the calibration
+    batches (`quantize/matmul_error.py`, measured after smoothing) stay fp32; `details` lists them.
+
     >>> quantize_encoder_int8("minilm.onnx", "minilm.int8.onnx", token_batches(tok, corpus.train[:256]))  # doctest: +SKIP
     """
+    calibration = list(calibration)  # read up to twice: ranges, then per-MatMul errors
     model = onnx.load(str(source))
     details: dict = {"route": "int8"}
     if outlier_channels > 0:
@@ -50,10 +57,19 @@ def quantize_encoder_int8(
         model = smoothed.model
         details["outlier_channels"] = outlier_channels
         details["smoothed_tensors"] = len(smoothed.outlier_channels)
+    kept: tuple[str, ...] = ()
+    if keep_float:
+        errors = matmul_quantization_error(model, calibration, max_batches=len(calibration))
+        if keep_float >= len(errors):
+            raise UserError(f"keep_float: {keep_float} would keep all {len(errors)} weight MatMuls in float; give fewer")
+        kept = tuple(e.node for e in errors[:keep_float])
+        details["kept_float"] = [e.to_json() for e in errors[:keep_float]]
+        details["kept_float_why"] = f"lowest SQNR of the MatMul output under simulated int8, on {len(calibration)} calibration batches"
+        details["matmul_sqnr_db"] = {e.node: round(e.sqnr_db, 2) for e in errors}
     with tempfile.TemporaryDirectory() as scratch:
         smoothed_path, int8_path = Path(scratch) / "smoothed.onnx", Path(scratch) / "int8.onnx"
         onnx.save_model(model, str(smoothed_path))
-        quantize_dynamic_int8(smoothed_path, int8_path, per_channel=True, op_types=("MatMul",))
+        quantize_dynamic_int8(smoothed_path, int8_path, per_channel=True, op_types=("MatMul",), exclude_nodes=kept)
         quantized, tables = quantize_embedding_tables(onnx.load(str(int8_path)), bits=8, block_size=embedding_block_size)
     details["embedding_tables"] = tables
     return QuantizedEncoder(_save(quantized, target), details)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecompress.errors import UserError
 
@@ -26,6 +26,13 @@ class EncoderRecipe(BaseModel):
     outlier_channels: int = Field(8, ge=0, description="int8: activation channels smoothed into the weights")
     train_sentences: int = Field(4000, ge=32, description="unlabelled sentences for distillation")
     calibration_sentences: int = Field(256, ge=32, description="sentences for activation ranges and importance")
+    keep_float: int = Field(0, ge=0, description="int8: this many MatMuls with the worst int8 error stay fp32")
+
+    @model_validator(mode="after")
+    def _keep_float_needs_int8(self):
+        if self.keep_float and self.quantize != "int8":
+            raise ValueError(f"keep_float applies to quantize int8 only, not {self.quantize}")
+        return self
 
 
 # The distilled routes train on 6,000 sentences for up to 8 epochs: on 2 cores the 240 s budget ends them
