@@ -10,8 +10,14 @@ from edgecompress.prune.engine import prune_model
 from edgecompress.prune.masks import get_mask
 
 
-def test_sensitivity_rows_and_per_layer_amounts(trained_cnn, digits, tmp_path):
-    doc = layer_sensitivity(trained_cnn, digits, tmp_path / "s", levels=(0.5, 0.95), tolerance=1.0)
+@pytest.fixture(scope="module")
+def sensed(trained_cnn, digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sensitivity")
+    return out, layer_sensitivity(trained_cnn, digits, out / "s", levels=(0.5, 0.95), tolerance=1.0)
+
+
+def test_sensitivity_rows_and_per_layer_amounts(sensed, trained_cnn):
+    tmp_path, doc = sensed
     assert len(doc["rows"]) == 4 * 2  # four layers (classifier included) x two levels
     for layer, amount in doc["per_layer"].items():
         safe = [r["level"] for r in doc["rows"] if r["layer"] == layer and r["drop"] <= 1.0]
@@ -33,3 +39,11 @@ def test_bad_levels_are_refused(trained_cnn, digits, tmp_path):
     with pytest.raises(UserError, match="--levels"):
         layer_sensitivity(trained_cnn, digits, tmp_path / "s", levels=(0.0,))
     assert not (tmp_path / "s").exists()
+
+
+def test_parallel_sensitivity_gives_the_same_numbers(sensed, trained_cnn, digits, tmp_path):
+    out, sequential = sensed
+    parallel = layer_sensitivity(trained_cnn, digits, tmp_path / "two", levels=(0.95,), tolerance=1.0, jobs=2)
+    assert parallel["baseline_score"] == sequential["baseline_score"]
+    assert parallel["rows"] == [r for r in sequential["rows"] if r["level"] == 0.95]
+    assert (tmp_path / "two" / "layers" / "conv1-0.95.onnx").read_bytes() == (out / "s" / "layers" / "conv1-0.95.onnx").read_bytes()

@@ -1,11 +1,15 @@
 import json
+import shutil
 
 import pytest
 
 from edgecompress.cli import main
+from edgecompress.curves import points as points_module
 from edgecompress.curves import sweep
-from edgecompress.curves import sparsity_sweep as sweep_module
+from edgecompress.curves import sweep_trials
+from edgecompress.curves.points import point_key
 from edgecompress.errors import UserError
+from edgecompress.measure.params import count_params
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +45,60 @@ def test_interrupted_sweep_resumes_without_recomputing(swept, trained_cnn, digit
     def no_export(*args, **kwargs):
         raise AssertionError("a finished point was recomputed")
 
-    monkeypatch.setattr(sweep_module, "export_onnx", no_export)
+    monkeypatch.setattr(points_module, "export_onnx", no_export)
     again = sweep(trained_cnn, digits, out, levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0)
     assert again.points == result.points
 
 
+def test_parallel_sweep_gives_the_same_table_and_resumes(swept, trained_cnn, digits, tmp_path):
+    out, result = swept
+    # a parallel sweep resuming one killed after 5 points: 3 trials (4 points, whole or half trials) run in 2 workers
+    (tmp_path / "p" / "points").mkdir(parents=True)
+    for key in ("baseline-0-raw", "unstructured-0.5-raw", "unstructured-0.5-ft", "channel-0.5-raw", "channel-0.9-ft"):
+        for suffix in (".json", ".onnx", ".ecz"):
+            shutil.copy(out / "points" / f"{key}{suffix}", tmp_path / "p" / "points")
+    parallel = sweep(trained_cnn, digits, tmp_path / "p", levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0, jobs=2)
+    assert parallel.points == result.points and parallel.baseline == result.baseline
+    assert (tmp_path / "p" / "sweep.csv").read_text() == (out / "sweep.csv").read_text()
+    for key in ("channel-0.5-ft", "unstructured-0.9-raw"):  # computed in a worker, byte for byte the same file
+        assert (tmp_path / "p" / "points" / f"{key}.onnx").read_bytes() == (out / "points" / f"{key}.onnx").read_bytes()
+
+
+def test_killed_sweep_recomputes_only_the_missing_points_and_lowrank_is_a_method(trained_cnn, digits, tmp_path, monkeypatch):
+    measured, real = [], sweep_trials.measure_point
+
+    def measure_until_killed(model, method, level, finetuned, *rest):
+        if len(measured) == limit:
+            raise KeyboardInterrupt  # as if the sweep were killed here
+        measured.append(point_key(method, level, finetuned))
+        return real(model, method, level, finetuned, *rest)
+
+    monkeypatch.setattr(sweep_trials, "measure_point", measure_until_killed)
+    settings = dict(levels=(0.5, 0.8), methods=("lowrank",), finetune_epochs=1, tolerance=1.0)
+    limit = 3
+    with pytest.raises(KeyboardInterrupt):
+        sweep(trained_cnn, digits, tmp_path / "k", **settings)
+    assert measured == ["baseline-0-raw", "lowrank-0.5-raw", "lowrank-0.5-ft"]
+    measured.clear()
+    limit = None
+    result = sweep(trained_cnn, digits, tmp_path / "k", **settings)
+    assert measured == ["lowrank-0.8-raw", "lowrank-0.8-ft"]
+    assert len(result.points) == 4 and "lowrank" in result.sweet_spots
+
+    factorizable = sum(count_params(getattr(trained_cnn, n)) for n in ("conv1", "conv2", "fc1"))
+    for p in result.points:  # factorized models are dense and smaller: the level is the share of parameters removed
+        assert p.params == p.nonzero_params
+        assert abs((result.baseline.params - p.params) - p.level * factorizable) <= 0.01 * factorizable
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"levels": (1.0,)}, "--levels"), ({"methods": ("magic",)}, "--methods: unknown method 'magic'")],
+    [
+        ({"levels": (1.0,)}, "--levels"),
+        ({"methods": ("magic",)}, "--methods: unknown method 'magic'"),
+        ({"jobs": 0}, "--jobs: must be at least 1"),
+        ({"executor": "slurm"}, "--executor: unknown executor 'slurm'"),
+    ],
 )
 def test_bad_sweep_settings(trained_cnn, digits, tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):

@@ -112,33 +112,43 @@ def inspect_command(
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
+_JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each)."
+_EXECUTOR_HELP = "Where trials run: local (this machine, --jobs processes) or ray (a Ray cluster; pip install 'edgecompress[ray]')."
+_RAY_ADDRESS_HELP = "Ray cluster to use with --executor ray, e.g. ray://head:10001 or auto (default: start a local Ray instance)."
+
+
 @app.command("sweep")
 def sweep_command(
     levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
-    methods: str = typer.Option("unstructured,channel", "--methods", help="Comma-separated: unstructured, channel, random."),
+    methods: str = typer.Option("unstructured,channel", "--methods", help="Comma-separated: unstructured, channel, random, lowrank (level = fraction of the conv/Linear parameters removed by factorization)."),
     finetune_epochs: int = typer.Option(4, "--finetune-epochs", min=1, help="Fine-tuning epochs per point (with distillation)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, sweep.png and points/."),
     dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help=_JOBS_HELP),
+    executor: str = typer.Option("local", "--executor", help=_EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
 ) -> None:
     """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, each method's sweet spot,
     and smaller dense CNNs of the same parameter counts trained from scratch (does pruning win?).
 
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
-    interrupted sweep started again recomputes only what is missing.
+    interrupted sweep started again recomputes only what is missing. Points run in parallel with --jobs N
+    (local worker processes) or on a Ray cluster with --executor ray; the table is the same either way.
     """
     from edgecompress.curves import sweep
+    from edgecompress.curves.executors import make_executor
     from edgecompress.files import check_output_dir
+    from edgecompress.models import DigitsCNN
 
     level_values = _floats(levels, "--levels")
     method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
     check_output_dir(out)
+    chosen = make_executor(executor, jobs, ray_address)
     model, task = _trained_demo_model(seed)
-    from edgecompress.models import DigitsCNN
-
-    small = (lambda width: DigitsCNN(width=width)) if dense_baseline else None
-    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small)
+    small = DigitsCNN if dense_baseline else None  # DigitsCNN(width): a class, so it can be sent to workers
+    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small, executor=chosen)
     for row in result.dense_comparison:
         console.print(
             f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
@@ -157,18 +167,24 @@ def sensitivity_command(
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a layer's amount may cause."),
     out: Path = typer.Option(Path("runs/sensitivity"), "--out", help="Directory for sensitivity.json and sensitivity.png."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help=_JOBS_HELP),
+    executor: str = typer.Option("local", "--executor", help=_EXECUTOR_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
 ) -> None:
     """Prune each layer of the digits CNN alone at each level and measure the drop; suggest per-layer amounts.
 
     sensitivity.json holds a ready `prune` stage whose per_layer amounts give sensitive layers less sparsity.
+    Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results.
     """
+    from edgecompress.curves.executors import make_executor
     from edgecompress.curves.sensitivity import layer_sensitivity
     from edgecompress.files import check_output_dir
 
     level_values = tuple(_floats(levels, "--levels"))
     check_output_dir(out)
+    chosen = make_executor(executor, jobs, ray_address)
     model, task = _trained_demo_model(seed)
-    document = layer_sensitivity(model, task, out, level_values, tolerance)
+    document = layer_sensitivity(model, task, out, level_values, tolerance, executor=chosen)
     amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
     console.print(f"per-layer amounts within {tolerance:g} ({document['scored_on']}): {amounts}")
     console.print(f"details: {out / 'sensitivity.json'}   plot: {out / 'sensitivity.png'}")

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
+from edgecompress.curves.executors import Executor, make_executor
 from edgecompress.curves.sparsity_sweep import check_levels
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
-from edgecompress.files import atomic_write_text
+from edgecompress.files import atomic_write_bytes, atomic_write_text
 from edgecompress.pipeline.stages import Prune
 from edgecompress.plotting.canvas import figure
 from edgecompress.progress import progress_bar
@@ -44,30 +46,35 @@ def layer_sensitivity(
     levels: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95),
     tolerance: float = 0.5,
     keep_classifier: bool = False,
+    jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Write sensitivity.json and sensitivity.png; return the document (rows, per_layer amounts, data used).
+
+    Each (layer, level) is a trial run by the executor (`jobs` local processes, or Ray); results are the same.
 
     >>> layer_sensitivity(model, task, "runs/sens")["per_layer"]  # doctest: +SKIP
     {'conv1': 0.5, 'conv2': 0.9, 'fc1': 0.95, 'fc2': 0.7}
     """
     check_levels(levels)
+    chosen = make_executor(executor, jobs, ray_address)
     scoring = task.scored_on(task.val_loader) if task.val_loader is not None else task
     example = task.example_input()
     names = list(select_layers(model, keep_classifier=keep_classifier))
     sign = 1 if task.metric.higher_is_better else -1
+    shared = _Shared(model, scoring, example, keep_classifier)
+    trials = [(name, level) for name in names for level in sorted(levels)]
     with owned_run_dir(out_dir) as out:
-        base = score_onnx(export_onnx(model, example, out / "layers" / "baseline.onnx"), scoring)
-        rows = []
-        with progress_bar() as bar:
-            job = bar.add_task("sensitivity", total=len(names) * len(levels), status="")
-            for name in names:
-                for level in sorted(levels):
-                    pruned = copy.deepcopy(model)
-                    config = Prune(pattern="unstructured", criterion="l1", amount=level, layers=(name,), keep_classifier=keep_classifier)
-                    prune_model(pruned, config, example, train=lambda *a, **k: None)
-                    score = score_onnx(export_onnx(pruned, example, out / "layers" / f"{name}-{level:g}.onnx"), scoring)
-                    rows.append(LayerSensitivity(name, level, score, sign * (base - score)))
-                    bar.update(job, advance=1, status=f"{name} {level:g}: {score:.2f}")
+        scores = {}
+        with progress_bar() as bar, chosen.open(shared) as runner:
+            job = bar.add_task("sensitivity", total=len(trials) + 1, status="")
+            for (name, level), (score, onnx) in runner.run(_layer_trial, [(None, 0.0), *trials]):
+                atomic_write_bytes(out / "layers" / (f"{name}-{level:g}.onnx" if name else "baseline.onnx"), onnx)
+                scores[name, level] = score
+                bar.update(job, advance=1, status=f"{name or 'baseline'} {level:g}: {score:.2f}")
+        base = scores[None, 0.0]
+        rows = [LayerSensitivity(name, level, scores[name, level], sign * (base - scores[name, level])) for name, level in trials]
         per_layer = {}
         for name in names:
             safe = [r.level for r in rows if r.layer == name and r.drop <= tolerance]
@@ -83,6 +90,26 @@ def layer_sensitivity(
         atomic_write_text(out / "sensitivity.json", json.dumps(document, indent=2) + "\n")
         _plot(out / "sensitivity.png", rows, names, sorted(levels), task.metric.name)
     return document
+
+
+@dataclass(frozen=True)
+class _Shared:
+    model: nn.Module
+    task: Task
+    example: object
+    keep_classifier: bool
+
+
+def _layer_trial(shared: _Shared, trial: tuple[str | None, float]) -> tuple[float, bytes]:
+    """Score of the model with one layer pruned to `level` (the baseline for layer None), and its ONNX bytes."""
+    name, level = trial
+    pruned = copy.deepcopy(shared.model)
+    if name is not None:
+        config = Prune(pattern="unstructured", criterion="l1", amount=level, layers=(name,), keep_classifier=shared.keep_classifier)
+        prune_model(pruned, config, shared.example, train=lambda *a, **k: None)
+    with tempfile.TemporaryDirectory(prefix="edgecompress-layer-") as folder:
+        path = export_onnx(pruned, shared.example, Path(folder) / "layer.onnx")
+        return score_onnx(path, shared.task), path.read_bytes()
 
 
 def _plot(path: Path, rows: list[LayerSensitivity], names: list[str], levels: list[float], metric: str) -> None:

@@ -8,7 +8,6 @@ baseline.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -19,38 +18,17 @@ from typing import Callable
 from torch import nn
 
 from edgecompress.curves.dense_baseline import matching_width
-from edgecompress.delivery import pack
+from edgecompress.curves.executors import Executor, make_executor
+from edgecompress.curves.points import PointStore, SweepPoint, point_key
+from edgecompress.curves.sweep_trials import METHODS, SweepShared, SweepTrial, run_sweep_trial
 from edgecompress.errors import UserError
-from edgecompress.evaluate import score_onnx
-from edgecompress.export import export_onnx
 from edgecompress.files import atomic_write_text
-from edgecompress.measure.params import count_nonzero_params, count_params
 from edgecompress.pipeline.checkpoints import fingerprint, model_fingerprint
-from edgecompress.pipeline.stages import Prune
 from edgecompress.progress import progress_bar
-from edgecompress.prune.engine import prune_model
 from edgecompress.rundir import owned_run_dir
-from edgecompress.seeding import seed_everything
 from edgecompress.tasks.task import Task
-from edgecompress.train import train_epochs
 
-METHODS: dict[str, Callable[[float], Prune]] = {
-    "unstructured": lambda level: Prune(pattern="unstructured", criterion="l1", scope="global", amount=level),
-    "channel": lambda level: Prune(pattern="channel", criterion="l2", amount=level),
-    "random": lambda level: Prune(pattern="unstructured", criterion="random", scope="global", amount=level),
-}
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    method: str
-    level: float
-    finetuned: bool
-    score: float
-    params: int
-    nonzero_params: int
-    artifact_bytes: int
-    storage_bytes: int
+__all__ = ["METHODS", "SweepPoint", "SweepResult", "sweep", "check_levels"]
 
 
 @dataclass
@@ -82,14 +60,18 @@ def sweep(
     seed: int = 0,
     small_dense: Callable[[float], nn.Module] | None = None,
     baseline_epochs: int = 40,
+    jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
 ) -> SweepResult:
     """Prune `model` with each method at each level; score each with and without `finetune_epochs` of training.
 
     With `small_dense` (the architecture's factory taking a width factor), each fine-tuned point of the first
     method is compared with a dense model of that width whose parameter count matches the point's non-zero
-    count, trained from scratch for `baseline_epochs + finetune_epochs` epochs.
+    count, trained from scratch for `baseline_epochs + finetune_epochs` epochs. Points run in `jobs` worker
+    processes (or on Ray with `executor="ray"`); the result is the same as with one.
 
-    >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9)).sweet_spots["unstructured"]  # doctest: +SKIP
+    >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9), jobs=2).sweet_spots["unstructured"]  # doctest: +SKIP
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -97,84 +79,65 @@ def sweep(
     check_levels(levels)
     if finetune_epochs < 1 or tolerance < 0:
         raise UserError("--finetune-epochs must be >= 1 and --tolerance >= 0")
-    example = task.example_input()
+    chosen = make_executor(executor, jobs, ray_address)
+    shared = SweepShared(model, task, task.example_input(), seed, finetune_epochs, baseline_epochs, small_dense)
     base_fp = fingerprint("sweep", task.name, seed, model_fingerprint(model), finetune_epochs)
     with owned_run_dir(out_dir) as out:
-        baseline = _point(out, base_fp, "baseline", 0.0, False, lambda: copy.deepcopy(model), task, example)
-        points = []
-        jobs = [(m, level) for m in methods for level in sorted(levels)]
-        with progress_bar() as bar:
-            job = bar.add_task("sweep", total=len(jobs), status="")
-            for method, level in jobs:
-                pruned_holder = {}
-
-                def pruned(method=method, level=level):
-                    seed_everything(seed)
-                    pruned_model = copy.deepcopy(model)
-                    prune_model(pruned_model, METHODS[method](level), example, train=lambda *a, **k: None,
-                                batches=task.train_loader, loss_fn=task.loss_fn, seed=seed)
-                    pruned_holder["model"] = pruned_model
-                    return pruned_model
-
-                def finetuned():
-                    tuned = pruned_holder.get("model") or pruned()
-                    seed_everything(seed + 1)
-                    train_epochs(tuned, task, finetune_epochs, lr=1e-3, description=f"{method} {level:g}", teacher=model, distill_weight=0.5)
-                    return tuned
-
-                points.append(_point(out, base_fp, method, level, False, pruned, task, example))
-                points.append(_point(out, base_fp, method, level, True, finetuned, task, example))
-                bar.update(job, advance=1, status=f"{method} {level:g}: {points[-1].score:.2f}")
-        comparison = []
-        if small_dense is not None:
-            for point in [p for p in points if p.method == methods[0] and p.finetuned]:
-                width = matching_width(small_dense, point.nonzero_params)
-
-                def trained_small(width=width):
-                    seed_everything(seed)
-                    small = small_dense(width)
-                    train_epochs(small, task, baseline_epochs + finetune_epochs, lr=2e-3, description=f"dense x{width:.2f}")
-                    return small
-
-                dense = _point(out, base_fp, "dense-small", point.level, True, trained_small, task, example)
-                points.append(dense)
-                sign = 1 if task.metric.higher_is_better else -1
-                winner = "pruned" if sign * (point.score - dense.score) > 0 else ("dense" if point.score != dense.score else "tie")
-                comparison.append({
-                    "level": point.level, "params": point.nonzero_params, "pruned_method": point.method,
-                    "pruned_score": point.score, "dense_width": width, "dense_params": dense.params,
-                    "dense_score": dense.score, "winner": winner,
-                })
+        store = PointStore(out / "points", base_fp)
+        keys = [point_key("baseline", 0.0, False)] + [point_key(m, lv, ft) for m in methods for lv in sorted(levels) for ft in (False, True)]
+        done = {key: point for key in keys if (point := store.load(key)) is not None}
+        trials = [SweepTrial("baseline", 0.0, finetuned=False)] if keys[0] not in done else []
+        for method in methods:
+            for level in sorted(levels):
+                raw, tuned = point_key(method, level, False) not in done, point_key(method, level, True) not in done
+                if raw or tuned:
+                    trials.append(SweepTrial(method, level, raw=raw, finetuned=tuned))
+        with progress_bar() as bar, chosen.open(shared) as runner:
+            progress = bar.add_task("sweep", total=len(keys), completed=len(done), status="")
+            _collect(runner.run(run_sweep_trial, trials), store, done, bar, progress)
+            points = [done[key] for key in keys[1:]]
+            comparison = []
+            if small_dense is not None:
+                first = [p for p in points if p.method == methods[0] and p.finetuned]
+                widths = {p.level: matching_width(small_dense, p.nonzero_params) for p in first}
+                dense_keys = [point_key("dense-small", p.level, True) for p in first]
+                done.update({k: pt for k in dense_keys if (pt := store.load(k)) is not None})
+                bar.update(progress, total=len(keys) + len(dense_keys), completed=len(done))
+                missing = [SweepTrial("dense-small", p.level, raw=False, width=widths[p.level]) for p, k in zip(first, dense_keys) if k not in done]
+                _collect(runner.run(run_sweep_trial, missing), store, done, bar, progress)
+                for point, key in zip(first, dense_keys):
+                    points.append(done[key])
+                    comparison.append(_compare(point, done[key], widths[point.level], task))
+        baseline = done[keys[0]]
         spots = {m: _sweet_spot(baseline, [p for p in points if p.method == m and p.finetuned], tolerance, task) for m in methods}
         result = SweepResult(baseline, points, spots, tolerance, comparison)
         _write(out, result, task)
     return result
 
 
+def _collect(results, store: PointStore, done: dict, bar, progress) -> None:
+    """Checkpoint each point as its trial finishes, and show it."""
+    for _, measured in results:
+        for item in measured:
+            point = store.save(item)
+            done[point.key] = point
+            bar.update(progress, advance=1, status=f"{point.method} {point.level:g}{' ft' if point.finetuned else ''}: {point.score:.2f}")
+
+
+def _compare(point: SweepPoint, dense: SweepPoint, width: float, task: Task) -> dict:
+    sign = 1 if task.metric.higher_is_better else -1
+    winner = "pruned" if sign * (point.score - dense.score) > 0 else ("dense" if point.score != dense.score else "tie")
+    return {
+        "level": point.level, "params": point.nonzero_params, "pruned_method": point.method,
+        "pruned_score": point.score, "dense_width": width, "dense_params": dense.params,
+        "dense_score": dense.score, "winner": winner,
+    }
+
+
 def check_levels(levels: tuple[float, ...]) -> None:
     """Sparsity levels must be in (0, 1): 0 prunes nothing and 1 removes everything."""
     if not levels or any(not 0.0 < x < 1.0 for x in levels):
         raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {list(levels)}")
-
-
-def _point(out: Path, base_fp: str, method, level, finetuned, build, task, example) -> SweepPoint:
-    """Load a finished point, or build its model, export, pack and score it, and save it."""
-    key = f"{method}-{level:g}-{'ft' if finetuned else 'raw'}"
-    fp = fingerprint(base_fp, key)
-    record_path = out / "points" / f"{key}.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.pop("fingerprint", None) == fp:
-            return SweepPoint(**record)
-    model = build()
-    onnx_path = export_onnx(model, example, out / "points" / f"{key}.onnx")
-    packed = pack(onnx_path, onnx_path.with_suffix(".ecz"))
-    point = SweepPoint(
-        method, level, finetuned, score_onnx(onnx_path, task), count_params(model), count_nonzero_params(model),
-        onnx_path.stat().st_size, packed.packed_bytes,
-    )
-    atomic_write_text(record_path, json.dumps({"fingerprint": fp, **asdict(point)}))
-    return point
 
 
 def _sweet_spot(baseline: SweepPoint, points: list[SweepPoint], tolerance: float, task: Task) -> SweepPoint | None:
