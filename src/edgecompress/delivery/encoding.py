@@ -1,4 +1,5 @@
-"""How one tensor's bytes are stored in a packed file: dense, or a bitmask plus the kept values, entropy-coded.
+"""How one tensor's bytes are stored in a packed file: dense, a bitmask plus the kept values, or a codebook of
+its few distinct elements plus their indices packed several to a byte; each blob entropy-coded.
 
 Every encoding here works on the tensor's raw bytes, so it is lossless whatever the bytes mean (-0.0, NaN
 payloads, 4-bit types). The element size only decides what counts as one element and how bytes are
@@ -38,10 +39,11 @@ class Blob:
 
 @dataclass(frozen=True)
 class EncodedTensor:
-    encoding: str  # "dense" or "bitmask"
+    encoding: str  # "dense", "bitmask" or "codebook"
     element_size: int
-    blobs: dict[str, Blob]  # dense: {"data"}; bitmask: {"mask", "values"}
+    blobs: dict[str, Blob]  # dense: {"data"}; bitmask: {"mask", "values"}; codebook: {"indices"}
     fill: bytes = b""  # bitmask only: the value of every element whose mask bit is 0
+    codebook: bytes = b""  # codebook only: the distinct elements, concatenated (indices count into it)
 
     @property
     def stored_bytes(self) -> int:
@@ -93,8 +95,46 @@ def unshuffle(data: bytes, size: int) -> bytes:
     return np.frombuffer(data, np.uint8).reshape(size, -1).T.tobytes() if size > 1 else bytes(data)
 
 
+# A tensor with few distinct elements (ternary or low-bit QAT weights after int8) is stored as indices into
+# a codebook, packed `per_byte(K)` to a byte: 5 ternary indices per byte is 1.6 bits, within 1% of log2(3).
+# LZMA and zlib code such bytes at 1.8-2 bits per weight (they learn the 3 symbols bit by bit, per context).
+MAX_CODEBOOK = 16  # beyond this, two indices per byte are no tighter than the bytes themselves entropy-coded
+
+
+def per_byte(distinct: int) -> int:
+    """How many indices into a codebook of `distinct` entries one byte holds: the largest g with distinct^g <= 256."""
+    g = 1
+    while distinct ** (g + 1) <= 256:
+        g += 1
+    return g
+
+
+def pack_indices(indices: np.ndarray, distinct: int) -> bytes:
+    """Indices (each < distinct) as base-`distinct` digits, `per_byte` to a byte, the first the most significant;
+    the last byte is padded with index 0."""
+    g = per_byte(distinct)
+    digits = np.zeros(-(-indices.size // g) * g, np.int64)
+    digits[: indices.size] = indices
+    weights = distinct ** np.arange(g - 1, -1, -1, dtype=np.int64)
+    return (digits.reshape(-1, g) @ weights).astype(np.uint8).tobytes()
+
+
+def unpack_indices(data: bytes, distinct: int, count: int) -> np.ndarray:
+    g = per_byte(distinct)
+    if len(data) != -(-count // g):
+        raise ValueError(f"codebook indices have {len(data)} bytes, expected {-(-count // g)}")
+    values = np.frombuffer(data, np.uint8).astype(np.int64)
+    if values.size and values.max() >= distinct**g:
+        raise ValueError(f"a codebook index byte exceeds {distinct}^{g} - 1")
+    digits = np.empty((values.size, g), np.int64)
+    for j in range(g - 1, -1, -1):
+        values, digits[:, j] = np.divmod(values, distinct)
+    return digits.reshape(-1)[:count]
+
+
 def encode_tensor(raw: bytes, size: int) -> EncodedTensor:
-    """The smallest of dense / bitmask, each with and without byte shuffling, each blob with its best codec.
+    """The smallest of dense / bitmask (each with and without byte shuffling) / codebook, each blob with its
+    best codec.
 
     Layouts are ranked by their zlib size (fast); only the winner is also tried with LZMA2, which runs at
     about 1 MB/s on weights and would dominate packing time if run on every candidate.
@@ -106,12 +146,16 @@ def encode_tensor(raw: bytes, size: int) -> EncodedTensor:
     shuffles = (False, True) if size > 1 else (False,)
     candidates = [("dense", {"data": (raw, s)}) for s in shuffles]
     candidates += [("bitmask", {"mask": (mask, False), "values": (values, s)}) for s in shuffles]
-    ranked = [(_encode(e, blobs, size, fill, ("none", "zlib")), e, blobs) for e, blobs in candidates]
-    best = min(ranked, key=lambda r: r[0].stored_bytes)
-    return _encode(best[1], best[2], size, fill, CODECS)
+    codebook, indices = _codebook(elements)
+    if codebook:
+        candidates.append(("codebook", {"indices": (pack_indices(indices, len(codebook) // size), False)}))
+    ranked = [(_encode(e, blobs, size, fill, ("none", "zlib"), codebook), e, blobs) for e, blobs in candidates]
+    best = min(ranked, key=lambda r: r[0].stored_bytes + len(r[0].codebook))
+    return _encode(best[1], best[2], size, fill, CODECS, codebook)
 
 
-def decode_tensor(encoding: str, size: int, raw_length: int, fill: bytes, blobs: dict[str, bytes]) -> bytes:
+def decode_tensor(encoding: str, size: int, raw_length: int, fill: bytes, blobs: dict[str, bytes],
+                  codebook: bytes = b"") -> bytes:
     """Rebuild raw bytes from decompressed, unshuffled blobs; raises ValueError if they do not fit together."""
     if size < 1 or raw_length % size:
         raise ValueError(f"element size {size} does not divide {raw_length} bytes")
@@ -120,6 +164,12 @@ def decode_tensor(encoding: str, size: int, raw_length: int, fill: bytes, blobs:
         if len(data) != raw_length:
             raise ValueError(f"dense data has {len(data)} bytes, expected {raw_length}")
         return data
+    if encoding == "codebook":
+        distinct = len(codebook) // size
+        if len(codebook) % size or not 2 <= distinct <= 256:
+            raise ValueError(f"codebook of {len(codebook)} bytes is not 2-256 elements of {size} bytes")
+        entries = np.frombuffer(codebook, np.uint8).reshape(distinct, size)
+        return entries[unpack_indices(blobs["indices"], distinct, raw_length // size)].tobytes()
     if encoding != "bitmask":
         raise ValueError(f"unknown tensor encoding {encoding!r}")
     count = raw_length // size
@@ -166,9 +216,24 @@ def read_blob(desc: dict, area: memoryview, size: int) -> bytes:
     return unshuffle(data, size) if desc["shuffled"] else data
 
 
-def _encode(encoding, blobs, size, fill, codecs) -> EncodedTensor:
+def _encode(encoding, blobs, size, fill, codecs, codebook=b"") -> EncodedTensor:
     coded = {role: best_blob(shuffle(data, size) if s else data, codecs, s) for role, (data, s) in blobs.items()}
-    return EncodedTensor(encoding, size, coded, fill if encoding == "bitmask" else b"")
+    return EncodedTensor(encoding, size, coded, fill if encoding == "bitmask" else b"",
+                         codebook if encoding == "codebook" else b"")
+
+
+def _codebook(elements: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The distinct elements (sorted) and each element's index into them; (b"", None) unless 2..MAX_CODEBOOK."""
+    size = elements.shape[1]
+    if size not in (1, 2, 4, 8) or elements.shape[0] == 0:
+        return b"", None
+    as_int = elements.reshape(-1).view(f"<u{size}")
+    if size == 1 and np.count_nonzero(np.bincount(as_int, minlength=256)) > MAX_CODEBOOK:
+        return b"", None  # the common case, decided without sorting
+    uniques, indices = np.unique(as_int, return_inverse=True)
+    if not 2 <= uniques.size <= MAX_CODEBOOK:
+        return b"", None
+    return uniques.astype(f"<u{size}").tobytes(), indices.reshape(-1)
 
 
 def _most_common(elements: np.ndarray) -> bytes:

@@ -2,7 +2,8 @@
 
 ONNX stores zeros densely, so a 90%-sparse int8 model is only 4x smaller than fp32. A packed file keeps the
 model's protobuf without its large tensors' bytes (the "skeleton"), and stores each of those tensors as
-whichever is smallest: its bytes entropy-coded, or a bitmask of non-zeros plus the non-zero values. Unpacking
+whichever is smallest: its bytes entropy-coded, a bitmask of non-zeros plus the non-zero values, or (ternary
+and low-bit weights) a codebook of its few distinct values plus indices packed several to a byte. Unpacking
 puts the bytes back into the same TensorProto fields and re-serializes, which reproduces the original file
 exactly when it was written by protobuf (onnx.save_model, torch.onnx); `pack` checks that and otherwise
 stores the whole file compressed. The byte layout is specified in docs/format.md.
@@ -32,7 +33,7 @@ from edgecompress.errors import UserError
 from edgecompress.files import atomic_path, atomic_write_bytes
 
 MAGIC = b"\x89ECZ\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the codebook tensor encoding; version 1 files decode unchanged
 # magic, version, payload length, SHA-256 of the ONNX bytes, SHA-256 of header[:50] + payload
 _HEADER = struct.Struct("<8sHQ32s32s")
 _CHECKED_HEADER = 50  # the header bytes covered by the packed checksum: all but the checksum itself
@@ -48,7 +49,8 @@ class TensorPacking:
     elements: int
     raw_bytes: int
     packed_bytes: int
-    encoding: str  # "dense" (bytes entropy-coded) or "bitmask" (mask of non-fill elements + their values)
+    encoding: str  # "dense" (bytes entropy-coded), "bitmask" (mask of non-fill elements + their values) or
+    # "codebook" (the few distinct elements + indices packed several to a byte)
 
     @property
     def bytes_per_param(self) -> float:
@@ -197,6 +199,8 @@ def _container(original: bytes, skeleton: bytes, encoded: list) -> bytes:
                  "blobs": {role: area.put(blob) for role, blob in e.blobs.items()}}
         if e.encoding == "bitmask":
             entry["fill"] = e.fill.hex()
+        if e.encoding == "codebook":
+            entry["codebook"] = e.codebook.hex()
         tensors.append(entry)
     manifest = {"mode": "split", "onnx_length": len(original), "skeleton": area.put(enc.best_blob(skeleton)),
                 "tensors": tensors}
@@ -258,7 +262,8 @@ def _decode_payload(payload: memoryview) -> bytes:
     elif manifest["mode"] == "split":
         entries = manifest["tensors"]
         raws = [enc.decode_tensor(e["encoding"], e["element_size"], e["raw_length"], bytes.fromhex(e.get("fill", "")),
-                                  {role: enc.read_blob(d, area, e["element_size"]) for role, d in e["blobs"].items()})
+                                  {role: enc.read_blob(d, area, e["element_size"]) for role, d in e["blobs"].items()},
+                                  bytes.fromhex(e.get("codebook", "")))
                 for e in entries]
         out = _restore(enc.read_blob(manifest["skeleton"], area, 1), entries, raws)
     else:
