@@ -1,4 +1,4 @@
-"""Each pruned layer is reported with the path that makes it pay (structured, block-sparse, dense) and why."""
+"""Each pruned layer is reported with the path that makes it pay (structured, block-sparse, sparse kernel, dense) and why."""
 
 from __future__ import annotations
 
@@ -48,11 +48,14 @@ def test_block_sparse_path_only_above_three_quarters_and_only_for_linears():
     assert paths["fc1"]["path"] == "block-sparse"  # 128x256 at 90%: pays from batch 16 on
 
 
-def test_unstructured_and_nm_run_dense_with_the_measured_thresholds_as_reason():
+def test_unstructured_layers_take_the_csr_kernel_only_from_90_percent_and_nm_runs_dense():
     _, paths = _pruned(DigitsCNN(), Prune(pattern="unstructured", amount=0.5))
     assert paths["fc1"]["path"] == "dense" and paths["fc1"]["sparsity"] == 0.5
-    assert "50.0% zeros < 90%: unstructured sparse kernels (torch CSR) break even only at 70-95%" in paths["fc1"]["reason"]
-    _, paths = _pruned(DigitsCNN(), Prune(pattern="unstructured", amount=0.95))
-    assert paths["fc1"]["path"] == "dense" and "torch CSR would be 2-3x faster at batch >= 16" in paths["fc1"]["reason"]
+    assert "sparsity 50.0% < 90%: torch CSR breaks even only at 70-95%" in paths["fc1"]["reason"]
+    _, paths = _pruned(DigitsCNN(), Prune(pattern="unstructured", amount=0.9))
+    assert paths["fc1"]["path"] == "dense" and "128x256 is too small at batch 16" in paths["fc1"]["reason"]
+    assert paths["conv2"]["path"] == "dense" and "no sparse kernel for convolutions" in paths["conv2"]["reason"]
+    _, paths = _pruned(_mlp(), Prune(pattern="unstructured", amount=0.9))
+    assert paths["0"]["path"] == "sparse-kernel" and "90.0% >= 90% at batch 16: torch CSR" in paths["0"]["reason"]
     _, paths = _pruned(DigitsCNN(), Prune(pattern="nm", layers=("fc1",)))
     assert list(paths) == ["fc1"] and "2:4 sparsity needs sparse tensor cores" in paths["fc1"]["reason"]

@@ -4,9 +4,11 @@ Zeros alone make nothing faster (FINDINGS sec. 1). A layer pays only through one
 - "structured": rows/channels physically removed; a smaller dense matrix, faster in every runtime;
 - "block-sparse": whole 8x8 (or larger) blocks removed at >= 75% and run by `BlockSparseLinear` in torch
   (`convert_block_sparse`); the decision is `choose_block_sparse_path`'s, measured on this CPU;
-- "dense": everything else, with the reason. Unstructured sparsity has no kernel that beats dense below
-  ~90% on this CPU (torch CSR breaks even at 70-95%, never at batch 1 on small layers), ONNX Runtime has no
-  sparse kernel at all, and N:M has no CPU kernel: these run dense and pay only in the packed file's size.
+- "sparse-kernel": single zeros in a Linear at >= 90% (>= 95% below batch 16), run by `CsrLinear` in torch
+  (`convert_csr`); the decision is `choose_csr_path`'s, measured on this CPU;
+- "dense": everything else, with the reason. Unstructured sparsity below 90% has no kernel that beats dense
+  here (torch CSR breaks even at 70-95%), ONNX Runtime has no sparse kernel at all, and N:M has no CPU
+  kernel: these run dense and pay only in the packed file's size.
 
 >>> paths = sparsity_paths(original, pruned, Prune(pattern="block", amount=0.9))  # doctest: +SKIP
 >>> paths["fc1"]["path"], paths["fc1"]["reason"]  # doctest: +SKIP
@@ -18,9 +20,9 @@ from __future__ import annotations
 from torch import nn
 
 from edgecompress.prune.block_sparse import LARGE_BATCH, choose_block_sparse_path
+from edgecompress.prune.csr_sparse import choose_csr_path
 from edgecompress.prune.selection import LAYER_TYPES
 
-CSR_MIN_SPARSITY = 0.9  # FINDINGS sec. 2: torch CSR is 2-3x faster than dense only from ~90% (batch >= 16)
 BLOCK_MIN_SPARSITY = 0.75  # FINDINGS sec. 2 / the issue: 8x8 blocks at >= 75%
 DENSE_RUNTIME = "ONNX Runtime runs it dense; the zeros pay only in the packed file's size"
 
@@ -61,15 +63,12 @@ def _path(layer, old_shape, shape, sparsity, config, batch_hint) -> tuple[str, s
         return "dense", reason
     if config.pattern == "nm":
         return "dense", f"{config.n}:{config.m} sparsity needs sparse tensor cores (GPU); no CPU kernel gains; {DENSE_RUNTIME}"
-    if sparsity < CSR_MIN_SPARSITY:
-        return "dense", (
-            f"{seen} < {CSR_MIN_SPARSITY:.0%}: unstructured sparse kernels (torch CSR) break even only at "
-            f"70-95% on this CPU; {DENSE_RUNTIME}"
-        )
-    return "dense", (
-        f"{seen} >= {CSR_MIN_SPARSITY:.0%}: torch CSR would be 2-3x faster at batch >= 16 (never at batch 1), "
-        f"but {DENSE_RUNTIME}"
-    )
+    if not isinstance(layer, nn.Linear):
+        return "dense", f"{seen}, but there is no sparse kernel for convolutions here; {DENSE_RUNTIME}"
+    use, reason = choose_csr_path(layer, batch_hint)
+    if use:
+        return "sparse-kernel", f"{reason} in torch (convert_csr); the ONNX file runs it dense"
+    return "dense", f"{reason}; {DENSE_RUNTIME}"
 
 
 def _inputs(shape: tuple[int, ...]) -> int:
