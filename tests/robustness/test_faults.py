@@ -77,3 +77,35 @@ def test_runtime_failure_from_the_cli_is_one_line_exit_1(tmp_path, capsys, monke
     assert err.count("\n") == 1 and "simulated" in err and "--debug" in err and "Traceback" not in err
     assert main(["--debug", "run", str(recipe), "--out", str(tmp_path / "out")]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+# One target of each kind a run writes, in the order a run writes them.
+EACH_KIND = ["baseline.onnx", "checkpoints/00-baseline.json", "final.onnx", "checkpoints/01-prune.safetensors",
+             "final.ecz", "model.safetensors", "plots/stages.png", "report.html", "metrics.json"]
+
+
+def test_a_full_disk_while_writing_each_kind_of_output_then_resume(trained_cnn, digits, tmp_path, monkeypatch):
+    """The disk fills up at each kind of file in turn; every failed run leaves only complete files and no
+    lock, and each --resume continues, until the last one ends exactly where an uninterrupted run ends."""
+    stages = [ec.Prune(pattern="unstructured", amount=0.5)]
+    clean = ec.compress(trained_cnn, digits, stages, tmp_path / "clean")
+    out = tmp_path / "run"
+    real_replace = files._replace
+    for failing in EACH_KIND:
+
+        def disk_full_at(tmp, target, failing=failing):
+            if target.resolve() == (out / failing).resolve():
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_replace(tmp, target)
+
+        monkeypatch.setattr(files, "_replace", disk_full_at)
+        with pytest.raises((OSError, ec.RunFailure), match="No space left"):
+            ec.compress(trained_cnn, digits, stages, out, resume=True)
+        _only_complete_files(out)
+        assert not (out / failing).exists(), failing
+        assert not (out / ".edgecompress.lock").exists() and not (tmp_path / ".run.edgecompress-staging").exists()
+    monkeypatch.setattr(files, "_replace", real_replace)
+    resumed = ec.compress(trained_cnn, digits, stages, out, resume=True)
+    assert resumed.final.score == clean.final.score
+    for name in ("final.onnx", "final.ecz", "model.safetensors"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name

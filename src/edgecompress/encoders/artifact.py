@@ -16,7 +16,7 @@ import numpy as np
 
 from edgecompress.encoders.batches import INPUT_NAMES, token_batches
 from edgecompress.encoders.export import OUTPUT_NAME
-from edgecompress.errors import UserError
+from edgecompress.errors import UserError, first_line
 from edgecompress.files import atomic_path, atomic_write_text
 from edgecompress.measure.onnx_runtime import make_session
 
@@ -56,10 +56,26 @@ def embed(artifact_dir: str | Path, sentences: list[str], batch_size: int = 32) 
     settings_file = folder / SETTINGS_FILE
     if not settings_file.is_file():
         raise UserError(f"artifact: {folder} has no {SETTINGS_FILE}; pass a folder written by edgecompress")
-    settings = json.loads(settings_file.read_text(encoding="utf-8"))
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    settings = _read_settings(settings_file)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, ... for missing or broken files
+        raise UserError(f"artifact: cannot load the tokenizer in {folder}: {first_line(exc)}; pass a folder written by edgecompress") from None
     feeds = token_batches(tokenizer, list(sentences), batch_size, settings["max_length"])
     return embed_feeds(folder / settings["model"], feeds)
+
+
+def _read_settings(path: Path) -> dict:
+    """encoder.json, checked: a hand-edited or truncated file is a one-line UserError, not a KeyError."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"artifact: {path} is not valid JSON ({first_line(exc)}); pass a folder written by edgecompress") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("model"), str) or type(settings.get("max_length")) is not int or settings["max_length"] < 1:
+        raise UserError(f"artifact: {path} lacks a model file name or a positive max_length; pass a folder written by edgecompress")
+    if not (path.parent / settings["model"]).is_file():
+        raise UserError(f"artifact: {path.parent} has no {settings['model']}; pass a folder written by edgecompress")
+    return settings
 
 
 def embed_feeds(onnx_path: str | Path, feeds: Iterable[Mapping[str, np.ndarray]]) -> np.ndarray:
