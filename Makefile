@@ -17,7 +17,13 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/edgecompress demo --out runs/demo
 
-test: install
+# The report's browser test (tests/report) opens report.html in Debian's headless Chromium. CI runs as root on
+# a fresh Debian machine; elsewhere run this step with sudo, once.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: install chromium
 	$(PY) -m pytest -q
 
 bench: install
