@@ -3,20 +3,31 @@ import json
 import pytest
 
 import edgecompress as ec
+from edgecompress.cli import main
 from edgecompress.errors import UserError
-from edgecompress.fit import fit
+from edgecompress.fit import Candidate, Targets, check_targets, choose, fit, parse_latency
 
 CANDIDATES = [
     ("int8", [ec.Quantize()]),
     ("channels-50%, int8", [ec.Prune(pattern="channel", amount=0.5), ec.Finetune(epochs=4), ec.Quantize()]),
     ("channels-75%, int8", [ec.Prune(pattern="channel", amount=0.75), ec.Finetune(epochs=4), ec.Quantize()]),
 ]
+# no fine-tuning: cheap runs whose sizes and latencies still differ
+QUICK = [("int8", [ec.Quantize()]), ("channels-75%", [ec.Prune(pattern="channel", amount=0.75)])]
 
 
 @pytest.fixture(scope="module")
 def fitted(trained_cnn, digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("fit")
     result = fit(trained_cnn, digits, out, max_bytes=30_000, max_drop=5.0, candidates=CANDIDATES)
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def too_fast(trained_cnn, digits, tmp_path_factory):
+    """A latency budget no candidate can meet (1% of the baseline's), with the budget on the ONNX file."""
+    out = tmp_path_factory.mktemp("fit-latency")
+    result = fit(trained_cnn, digits, out, max_latency="0.01x", size_of="onnx", candidates=QUICK)
     return out, result
 
 
@@ -39,12 +50,76 @@ def test_pareto_front_has_no_dominated_candidate(fitted):
 
 
 def test_impossible_target_returns_the_best_found_with_a_message(fitted):
-    from edgecompress.fit import _choose
-
     _, result = fitted
-    honest = _choose(result.candidates, max_bytes=100, max_drop=0.0, size_of="packed", selected_on_eval=False)
-    assert not honest.met_targets and "no candidate meets" in honest.message
+    honest = choose(result.candidates, Targets(max_bytes=100, max_drop=0.0), selected_on_eval=False)
+    assert not honest.met_targets and "no candidate meets size <= 100 B (packed), drop <= 0" in honest.message
     assert honest.chosen == min(result.candidates, key=lambda c: c.size_bytes)
+    assert "still misses size" in honest.message
+
+
+def test_candidate_latency_is_the_runs_batch_256_median_and_ratio(too_fast):
+    out, result = too_fast
+    for c in result.candidates:
+        metrics = json.loads((out / c.directory / "metrics.json").read_text())
+        final, base = metrics["final"]["latency_ms"]["batch_256"], metrics["baseline"]["latency_ms"]["batch_256"]
+        assert c.latency_ms == final and c.latency_ratio == pytest.approx(final / base)
+        assert 0 < c.latency_ratio < 10
+
+
+def test_size_of_onnx_measures_the_runnable_file(too_fast):
+    out, result = too_fast
+    for c in result.candidates:
+        assert c.size_bytes == (out / c.directory / "final.onnx").stat().st_size
+    doc = json.loads((out / "fit.json").read_text())
+    assert doc["targets"] == {
+        "max_bytes": None, "max_drop": None, "latency_ratio": 0.01, "latency_ms": None, "size_of": "onnx", "latency_batch": 256,
+    }
+
+
+def test_unmeetable_latency_says_so_and_returns_the_fastest(too_fast):
+    _, result = too_fast
+    assert not result.met_targets and not any(c.fits for c in result.candidates)
+    assert result.message.startswith("no candidate meets latency <= 0.01x the baseline's at batch 256; best found: ")
+    assert result.chosen == min(result.candidates, key=lambda c: c.latency_ratio)
+    assert "still misses latency" in result.message
+
+
+def _candidate(label, size, drop, ratio, ms=1.0):
+    return Candidate(label, label, size, 90.0 - drop, drop, latency_ms=ms, latency_ratio=ratio)
+
+
+SYNTHETIC = [
+    _candidate("mild", 40_000, 0.1, 0.9, ms=0.9),
+    _candidate("medium", 15_000, 0.4, 0.5, ms=0.5),
+    _candidate("strong", 8_000, 1.5, 0.3, ms=0.3),
+]
+
+
+@pytest.mark.parametrize(
+    "targets, chosen, met",
+    [
+        (Targets(max_bytes=20_000, max_drop=1.0), "medium", True),  # strong is smaller but loses too much
+        (Targets(latency_ratio=0.6, max_drop=1.0), "medium", True),
+        (Targets(latency_ratio=0.6), "strong", True),  # no drop limit: the smallest within the budget
+        (Targets(latency_ms=0.35, max_drop=1.0), "strong", False),  # only strong is fast enough: budget first
+        (Targets(max_bytes=10_000, latency_ratio=0.4, max_drop=0.5), "strong", False),
+        (Targets(max_bytes=50_000, max_drop=0.05), "mild", False),  # all within budget: the least loss
+        (Targets(max_bytes=1_000, latency_ratio=0.9), "strong", False),  # closest: 8x over vs 15x and 40x
+        (Targets(max_bytes=16_000, latency_ratio=0.1), "strong", False),  # closest: latency 3x over (medium 5x)
+    ],
+)
+def test_choice_under_size_latency_and_drop_targets(targets, chosen, met):
+    result = choose([Candidate(**c.__dict__) for c in SYNTHETIC], targets, selected_on_eval=False)
+    assert (result.chosen.label, result.met_targets) == (chosen, met)
+    assert result.message.startswith(f"{chosen}: ") if met else result.message.startswith("no candidate meets")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("0.5", (0.5, None)), ("0.35x", (0.35, None)), ("0.3ms", (None, 0.3)), ("300us", (None, 0.3)), (0.5, (0.5, None))],
+)
+def test_latency_target_is_a_ratio_or_absolute(text, expected):
+    assert parse_latency(text) == expected
 
 
 def test_bad_targets_are_refused(trained_cnn, digits, tmp_path):
@@ -52,3 +127,25 @@ def test_bad_targets_are_refused(trained_cnn, digits, tmp_path):
         fit(trained_cnn, digits, tmp_path / "f", 1000, 1.0, size_of="zip")
     with pytest.raises(UserError, match="--max-drop"):
         fit(trained_cnn, digits, tmp_path / "f", 1000, -1.0)
+    with pytest.raises(UserError, match="--max-latency: cannot use 'fast'"):
+        check_targets(1.0, "packed", max_latency="fast")
+    with pytest.raises(UserError, match="--max-latency: cannot use '0ms'"):
+        check_targets(None, "packed", max_latency="0ms")
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "--max-drop", "1"], "Missing option '--max-size' or '--max-latency'"),
+        (["fit", "--max-latency", "quick"], "--max-latency: cannot use 'quick'"),
+        (["fit", "--max-latency", "2s"], "--max-latency: cannot use '2s'"),
+        (["fit", "--max-latency", "0.5", "--size-of", "zip"], "--size-of: must be packed or onnx"),
+    ],
+)
+def test_fit_command_refuses_bad_targets_in_one_line(args, message, capsys, tmp_path):
+    out = tmp_path / "out"
+    code = main([*args, "--out", str(out)])
+    stderr = capsys.readouterr().err
+    assert code == 2 and message in stderr and stderr.count("\n") == 1
+    assert not out.exists()

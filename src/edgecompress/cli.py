@@ -215,27 +215,30 @@ def _trained_demo_model(seed: int):
 
 @app.command("fit")
 def fit_command(
-    max_size: str = typer.Option(..., "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
-    max_drop: float = typer.Option(..., "--max-drop", help="Largest allowed metric drop vs the baseline (metric units)."),
-    size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
+    max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Latency budget at batch 256 in ONNX Runtime (1 thread): a ratio to the baseline's, e.g. 0.5 or 0.5x, or absolute, e.g. 0.3ms or 300us."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Largest allowed metric drop vs the baseline (metric units); no limit if omitted."),
+    size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx (the runnable file)."),
     out: Path = typer.Option(Path("runs/fit"), "--out", help="Directory for the candidates, fit.json and pareto.png."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
 ) -> None:
-    """Find the smallest compressed digits CNN within --max-size that loses at most --max-drop.
+    """Find the smallest compressed digits CNN within --max-size and/or --max-latency that loses at most --max-drop.
 
     Trains the demo's baseline, runs candidate recipes from mild to aggressive, and returns the smallest one
-    that meets both targets, with the Pareto front of size vs accuracy; if none does, it says so and returns
-    the best it found.
+    that meets every target, with the Pareto front of size vs accuracy; if none does, it says so and returns
+    the best it found (the most accurate within the size/latency budget, else the one closest to it).
+    A ratio latency budget compares each candidate with the baseline timed in the same run (trustworthy on a
+    busy machine); an absolute one depends on the machine and its load.
     """
     from edgecompress.files import check_output_dir
     from edgecompress.fit import check_targets, fit
     from edgecompress.sizes import parse_size
 
-    budget = parse_size(max_size, field="--max-size")
-    check_targets(max_drop, size_of)
+    budget = parse_size(max_size, field="--max-size") if max_size is not None else None
+    check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
     model, task = _trained_demo_model(seed)
-    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed)
+    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed, max_latency=max_latency)
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
 

@@ -1,15 +1,16 @@
-"""Target-driven mode: find the smallest model that fits a size budget and loses at most a given amount.
+"""Target-driven mode: find the smallest model that fits a size and/or latency budget and loses at most a given amount.
 
-No library searches compression recipes against a size and accuracy target, so this is ours: a short list
-of candidate recipes, from mild to aggressive, each run with `compress` into its own directory; the
-smallest candidate within both targets wins, and the Pareto front of size vs metric is reported. When none
-meets the targets, the best found (the most accurate among the smallest that fit, else the smallest) is
-returned with a plain message, never nothing.
+No library searches compression recipes against size, latency and accuracy targets, so this is ours: a
+short list of candidate recipes, from mild to aggressive, each run with `compress` into its own directory;
+the smallest candidate within every given target wins, and the Pareto front of size vs metric is reported.
+When none meets the targets, the best found is returned with a plain message, never nothing: the budgets
+(size, latency) come first, so it is the most accurate candidate within them, else the one closest to them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,97 @@ def default_candidates() -> list[tuple[str, list[StageConfig]]]:
     ]
 
 
+LATENCY_BATCH = 256  # the batch the latency target is about: throughput on the device, timed in ONNX Runtime
+_LATENCY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(x|ms|us)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a fitted model must meet; None means no limit. A latency limit is a ratio to the baseline's
+    batch-256 latency in the same run (`latency_ratio`, e.g. 0.5) or absolute milliseconds (`latency_ms`)."""
+
+    max_bytes: int | None = None
+    max_drop: float | None = None
+    latency_ratio: float | None = None
+    latency_ms: float | None = None
+    size_of: str = "packed"
+
+    def missed(self, c: "Candidate") -> list[str]:
+        """The targets `c` misses, by name: size, latency, drop."""
+        over = {
+            "size": self.max_bytes is not None and c.size_bytes > self.max_bytes,
+            "latency": (self.latency_ratio is not None and c.latency_ratio > self.latency_ratio)
+            or (self.latency_ms is not None and c.latency_ms > self.latency_ms),
+            "drop": self.max_drop is not None and c.drop > self.max_drop,
+        }
+        return [name for name, missed in over.items() if missed]
+
+    def overshoot(self, c: "Candidate") -> float:
+        """How far `c` is from the budgets: the largest of value / limit over the size and latency targets."""
+        ratios = [1.0]
+        if self.max_bytes is not None:
+            ratios.append(c.size_bytes / self.max_bytes)
+        if self.latency_ratio is not None:
+            ratios.append(c.latency_ratio / self.latency_ratio)
+        if self.latency_ms is not None:
+            ratios.append(c.latency_ms / self.latency_ms)
+        return max(ratios)
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_bytes is not None:
+            parts.append(f"size <= {self.max_bytes:,} B ({self.size_of})")
+        if self.latency_ratio is not None:
+            parts.append(f"latency <= {self.latency_ratio:g}x the baseline's at batch {LATENCY_BATCH}")
+        if self.latency_ms is not None:
+            parts.append(f"latency <= {self.latency_ms:g} ms at batch {LATENCY_BATCH}")
+        if self.max_drop is not None:
+            parts.append(f"drop <= {self.max_drop:g}")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__, latency_batch=LATENCY_BATCH)
+
+
+def parse_latency(text: str | float) -> tuple[float | None, float | None]:
+    """`--max-latency`: '0.5' or '0.5x' is a ratio to the baseline; '0.3ms' or '300us' is absolute.
+
+    Returns (ratio, milliseconds), one of them None.
+
+    >>> parse_latency("0.5"), parse_latency("300us")
+    ((0.5, None), (None, 0.3))
+    """
+    match = _LATENCY.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(
+            f"--max-latency: cannot use {text!r}; give a positive ratio to the baseline's batch-{LATENCY_BATCH} "
+            "latency (0.5 or 0.5x) or an absolute time (0.3ms, 300us)"
+        )
+    value, unit = float(match.group(1)), (match.group(2) or "x").lower()
+    if unit == "x":
+        return value, None
+    return None, value / 1000 if unit == "us" else value
+
+
+def check_targets(
+    max_drop: float | None, size_of: str, max_bytes: int | None = None, max_latency: str | float | None = None
+) -> Targets:
+    """Validate the targets up front (the CLI calls this before it spends a minute training).
+
+    A size or latency budget is required: fitting means fitting into something; --max-drop bounds the loss.
+    """
+    if size_of not in ("packed", "onnx"):
+        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
+    if max_drop is not None and max_drop < 0:
+        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
+    if max_bytes is None and max_latency is None:
+        raise UserError("Missing option '--max-size' or '--max-latency': give a budget to fit into, e.g. --max-size 10KB or --max-latency 0.5")
+    if max_bytes is not None and max_bytes <= 0:
+        raise UserError(f"--max-size: must be positive, got {max_bytes}")
+    ratio, ms = parse_latency(max_latency) if max_latency is not None else (None, None)
+    return Targets(max_bytes, max_drop, ratio, ms, size_of)
+
+
 @dataclass
 class Candidate:
     label: str
@@ -50,6 +142,8 @@ class Candidate:
     size_bytes: int
     score: float
     drop: float
+    latency_ms: float = float("nan")  # median at batch LATENCY_BATCH, ONNX Runtime, one thread
+    latency_ratio: float = float("nan")  # latency_ms / the baseline's, timed interleaved in the same run
     fits: bool = False
 
     def to_json(self) -> dict:
@@ -63,24 +157,28 @@ class FitResult:
     message: str
     candidates: list[Candidate] = field(default_factory=list)
     pareto: list[str] = field(default_factory=list)
+    targets: Targets | None = None
 
 
 def fit(
     model: nn.Module,
     task: Task,
     out_dir: str | Path,
-    max_bytes: int,
-    max_drop: float,
+    max_bytes: int | None = None,
+    max_drop: float | None = None,
     size_of: str = "packed",
     seed: int = 0,
     candidates: list[tuple[str, list[StageConfig]]] | None = None,
+    max_latency: str | float | None = None,
 ) -> FitResult:
     """Run the candidates and choose. Scores for choosing come from `task.val_loader` when given; without one
     they come from the evaluation set, and the report says that the chosen model's numbers are optimistic.
+    `max_latency` is a ratio to the baseline's batch-256 latency (0.5, "0.5x") or absolute ("0.3ms").
 
     >>> fit(model, task, "runs/fit", max_bytes=10_000, max_drop=1.0).chosen.label  # doctest: +SKIP
+    >>> fit(model, task, "runs/fit", max_latency=0.5, max_drop=1.0).chosen.latency_ratio  # doctest: +SKIP
     """
-    check_targets(max_drop, size_of)
+    targets = check_targets(max_drop, size_of, max_bytes, max_latency)
     candidates = candidates or default_candidates()
     selection = task.scored_on(task.val_loader) if task.val_loader is not None else task
     with owned_run_dir(out_dir) as out:
@@ -95,43 +193,47 @@ def fit(
                 score = score_onnx(out / directory / run.final.artifact, selection)
                 base = score_onnx(out / directory / run.baseline.artifact, selection)
             drop = (base - score) if task.metric.higher_is_better else (score - base)
-            results.append(Candidate(label, directory, size, score, drop))
-        result = _choose(results, max_bytes, max_drop, size_of, selected_on_eval=selection is task)
-        _write(out, result, max_bytes, max_drop, size_of, task)
+            latency = run.final.latency[LATENCY_BATCH].median_ms
+            ratio = latency / run.baseline.latency[LATENCY_BATCH].median_ms
+            results.append(Candidate(label, directory, size, score, drop, latency, ratio))
+        result = choose(results, targets, selected_on_eval=selection is task)
+        _write(out, result, task)
     return result
 
 
-def check_targets(max_drop: float, size_of: str) -> None:
-    """Validate the targets up front (the CLI calls this before it spends a minute training)."""
-    if size_of not in ("packed", "onnx"):
-        raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
-    if max_drop < 0:
-        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
-
-
-def _choose(results: list[Candidate], max_bytes, max_drop, size_of, selected_on_eval) -> FitResult:
+def choose(results: list[Candidate], targets: Targets, selected_on_eval: bool) -> FitResult:
+    """The smallest candidate that meets every target; else the best found, and a message that says so."""
     pareto = [c for c in results if not any(o.size_bytes <= c.size_bytes and o.drop < c.drop or o.size_bytes < c.size_bytes and o.drop <= c.drop for o in results)]
     for c in results:
-        c.fits = c.size_bytes <= max_bytes and c.drop <= max_drop
+        c.fits = not targets.missed(c)
     fitting = [c for c in results if c.fits]
     caveat = " (chosen on the evaluation set: no validation data was given, so its numbers are optimistic)" if selected_on_eval else ""
     if fitting:
         chosen = min(fitting, key=lambda c: (c.size_bytes, c.drop))
-        message = f"{chosen.label}: {chosen.size_bytes:,} B ({size_of}), drop {chosen.drop:+.2f} meets both targets{caveat}"
-        return FitResult(chosen, True, message, results, [c.label for c in pareto])
-    small = [c for c in results if c.size_bytes <= max_bytes]
-    chosen = min(small, key=lambda c: c.drop) if small else min(results, key=lambda c: c.size_bytes)
-    why = "fits the size but loses more" if small else "is the smallest found and still too big"
-    message = (
-        f"no candidate meets size <= {max_bytes:,} B and drop <= {max_drop}; best found: {chosen.label} "
-        f"({chosen.size_bytes:,} B, drop {chosen.drop:+.2f}), which {why}{caveat}"
+        message = f"{chosen.label}: {_numbers(chosen, targets)} meets every target ({targets.describe()}){caveat}"
+        return FitResult(chosen, True, message, results, [c.label for c in pareto], targets)
+    within_budget = [c for c in results if not {"size", "latency"} & set(targets.missed(c))]
+    if within_budget:
+        chosen = min(within_budget, key=lambda c: (c.drop, c.size_bytes))
+        why = "is within the size/latency budget but loses more"
+    else:
+        chosen = min(results, key=lambda c: (targets.overshoot(c), c.drop))
+        why = f"is the closest found to the budget and still misses {' and '.join(targets.missed(chosen))}"
+    message = f"no candidate meets {targets.describe()}; best found: {chosen.label} ({_numbers(chosen, targets)}), which {why}{caveat}"
+    return FitResult(chosen, False, message, results, [c.label for c in pareto], targets)
+
+
+def _numbers(c: Candidate, targets: Targets) -> str:
+    return (
+        f"{c.size_bytes:,} B ({targets.size_of}), latency {c.latency_ratio:.2f}x the baseline's "
+        f"({c.latency_ms:.3f} ms at batch {LATENCY_BATCH}), drop {c.drop:+.2f}"
     )
-    return FitResult(chosen, False, message, results, [c.label for c in pareto])
 
 
-def _write(out: Path, result: FitResult, max_bytes, max_drop, size_of, task) -> None:
+def _write(out: Path, result: FitResult, task) -> None:
+    targets = result.targets
     doc = {
-        "targets": {"max_bytes": max_bytes, "max_drop": max_drop, "size_of": size_of},
+        "targets": targets.to_json(),
         "met_targets": result.met_targets,
         "message": result.message,
         "chosen": result.chosen.to_json(),
@@ -142,13 +244,16 @@ def _write(out: Path, result: FitResult, max_bytes, max_drop, size_of, task) -> 
     with figure(out / "pareto.png", width=6.5, height=4.0) as (fig, (ax,)):
         for number, c in enumerate(result.candidates, start=1):
             marker = "*" if c is result.chosen else ("o" if c.label in result.pareto else "x")
-            ax.scatter(c.size_bytes / 1000, -c.drop, marker=marker, s=140 if marker == "*" else 40, label=f"{number}. {c.label}")
+            label = f"{number}. {c.label} ({c.latency_ratio:.2f}x latency)"
+            ax.scatter(c.size_bytes / 1000, -c.drop, marker=marker, s=140 if marker == "*" else 40, label=label)
             ax.annotate(str(number), (c.size_bytes / 1000, -c.drop), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        ax.axvline(max_bytes / 1000, color="#d62728", linestyle="--", linewidth=1, label="max size")
-        ax.axhline(-max_drop, color="#ff7f0e", linestyle="--", linewidth=1, label="max drop")
+        if targets.max_bytes is not None:
+            ax.axvline(targets.max_bytes / 1000, color="#d62728", linestyle="--", linewidth=1, label="max size")
+        if targets.max_drop is not None:
+            ax.axhline(-targets.max_drop, color="#ff7f0e", linestyle="--", linewidth=1, label="max drop")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.set_xlabel(f"{size_of} size (KB)")
+        ax.set_xlabel(f"{targets.size_of} size (KB)")
         ax.set_ylabel(f"{task.metric.name} change vs baseline")
         ax.set_title("candidates (o: Pareto front, *: chosen)")
         ax.legend(fontsize=7, loc="lower right")
