@@ -16,13 +16,13 @@ from edgecompress.prune.masks import get_mask
 from edgecompress.prune.selection import select_layers
 
 ENCODER_LINEARS = dict(layers=("backbone.encoder.layer.*",), types=("Linear",), keep_classifier=False)
-MAX_TOKENS = 64  # docstring sentences are ~40 word pieces: few are cut, and the test stays fast
+MAX_TOKENS = 48  # docstring sentences are ~40 word pieces: few are cut, and the test stays fast
 
 
 @pytest.fixture(scope="module")
 def feeds(minilm):
-    """(calibration feeds: 32 training sentences, evaluation feeds: 128 held-out ones)."""
-    corpus = docstring_corpus(n_eval=128, n_train=32)
+    """(calibration feeds: 32 training sentences, evaluation feeds: 64 held-out ones)."""
+    corpus = docstring_corpus(n_eval=64, n_train=32)
     return (
         token_batches(minilm.tokenizer, corpus.train, 32, MAX_TOKENS),
         token_batches(minilm.tokenizer, corpus.eval, 32, MAX_TOKENS),
@@ -52,7 +52,7 @@ def test_wanda_at_half_sparsity_keeps_embeddings_closer_than_magnitude(minilm, f
     cos_wanda = fidelity(reference, embed(wanda, feeds[1])).cosine_mean
     print(f"mean cosine at 50%: magnitude {cos_magnitude:.3f}, wanda {cos_wanda:.3f}")
     assert cos_wanda > cos_magnitude + 0.05
-    assert 0.8 < cos_wanda < 0.97 and cos_magnitude < 0.85
+    assert 0.8 < cos_wanda < 0.95 and cos_magnitude < 0.8
     layers = select_layers(wanda, **ENCODER_LINEARS)
     assert len(layers) == 6 * 6  # q, k, v, attention output, FFN up and down in each of 6 layers
     for name, layer in layers.items():
@@ -61,9 +61,12 @@ def test_wanda_at_half_sparsity_keeps_embeddings_closer_than_magnitude(minilm, f
     assert get_mask(wanda.backbone.embeddings.word_embeddings) is None  # embedding tables are not Linear
 
 
-def test_wanda_two_of_four_keeps_two_weights_in_every_group(minilm, feeds, reference):
-    model = pruned(minilm, feeds, pattern="nm", criterion="wanda", n=2, m=4)
-    for layer in select_layers(model, **ENCODER_LINEARS).values():
-        groups = get_mask(layer).reshape(layer.weight.shape[0], -1, 4)
-        assert torch.all(groups.sum(dim=2) == 2)
-    assert fidelity(reference, embed(model, feeds[1])).cosine_mean > 0.5
+def test_wanda_two_of_four_keeps_two_weights_in_every_group_chosen_by_activations(minilm, feeds):
+    wanda = pruned(minilm, feeds, pattern="nm", criterion="wanda", n=2, m=4)
+    magnitude = pruned(minilm, feeds, pattern="nm", criterion="l1", n=2, m=4)
+    differs = []
+    for name, layer in select_layers(wanda, **ENCODER_LINEARS).items():
+        mask = get_mask(layer)
+        assert torch.all(mask.reshape(layer.weight.shape[0], -1, 4).sum(dim=2) == 2), name
+        differs.append((mask != get_mask(magnitude.get_submodule(name))).float().mean().item())
+    assert 0.05 < sum(differs) / len(differs) < 0.6  # input norms move a real share of the choices
