@@ -83,3 +83,23 @@ def test_own_mask_for_unknown_layer_is_refused(tmp_path):
 def test_data_criteria_without_data_are_refused():
     with pytest.raises(UserError, match="wanda needs data"):
         prune_model(DigitsCNN(), Prune(pattern="unstructured", criterion="wanda"), torch.zeros(1, 1, 8, 8), lambda *a, **k: None)
+
+
+def test_movement_scores_accumulate_minus_gradient_times_weight_over_steps():
+    from edgecompress.prune.criteria import MovementTracker
+
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 2)
+    scores: dict = {}
+    tracker = MovementTracker({"fc": layer}, scores)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    expected = torch.zeros_like(layer.weight)
+    for step in range(3):
+        optimizer.zero_grad()
+        layer(torch.randn(4, 3)).pow(2).sum().backward()
+        expected -= layer.weight.grad * layer.weight.detach()
+        tracker.after_backward(step)
+        optimizer.step()
+    assert torch.allclose(scores["fc"], expected)
+    moved = CRITERIA["movement"].fn({"fc": layer}, ScoreContext(layer, movement=scores))["fc"]
+    assert torch.equal(moved, scores["fc"])
