@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from safetensors.torch import save_file
 
 from edgecompress.cli import main
 from edgecompress.errors import UserError
@@ -65,3 +66,10 @@ def test_cli_refuses_bad_settings_with_exit_2_one_line_and_no_output(stage, mess
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_own_masks_that_do_not_fit_are_refused_by_the_check(tmp_path):
+    save_file({"fc1": torch.ones(3, 3)}, tmp_path / "masks.safetensors")
+    config = Prune(pattern="unstructured", criterion="custom", masks=str(tmp_path / "masks.safetensors"))
+    with pytest.raises(UserError, match=r"^prune.masks: mask 'fc1' has shape \(3, 3\), the weight \(128, 256\)"):
+        check_prune(DigitsCNN(), config, has_data=True)

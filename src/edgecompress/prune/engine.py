@@ -1,7 +1,8 @@
 """The pruning engine: combine a criterion, a pattern, a scope and a schedule on a model.
 
 `prune_model` is what the pipeline's prune stage calls; `apply_pruning_step` is one scoring-and-masking step,
-which the schedules call once (one-shot) or repeatedly (iterative, gradual).
+which the schedules call once (one-shot) or repeatedly (iterative, gradual). `check_prune` and
+`check_prune_stages` are its checks alone, for refusing bad settings before any output is written.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def prune_model(
     """
     layers, pattern = check_prune(model, config, has_data=batches is not None)
     if config.masks is not None:
-        _apply_user_masks(layers, Path(config.masks))
+        for name, mask in _user_masks(layers, Path(config.masks)).items():
+            set_mask(layers[name], mask != 0)
         return model
     if config.criterion == "custom" and score_fn is None:
         score_fn = load_score_fn(config.score_fn)
@@ -85,9 +87,9 @@ def prune_model(
 def check_prune(model: nn.Module, config, has_data: bool) -> tuple[dict[str, nn.Module], Pattern | None]:
     """Every check of `config` against `model` that needs no work: run it before writing anything.
 
-    Returns the selected layers and the mask pattern (None for channel removal). Raises a one-line UserError
-    for a layer pattern that matches nothing, a block shape or N:M group that does not divide a weight, or a
-    criterion that needs data when there is none.
+    Returns the selected layers and the mask pattern (None for channel removal or own masks). Raises a
+    one-line UserError for a layer pattern that matches nothing, a block shape or N:M group that does not
+    divide a weight, a criterion that needs data when there is none, or an own-masks file that does not fit.
 
     >>> check_prune(DigitsCNN(), Prune(pattern="block", block=(8, 8)), has_data=True)  # doctest: +SKIP
     UserError: prune.block: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
@@ -97,6 +99,7 @@ def check_prune(model: nn.Module, config, has_data: bool) -> tuple[dict[str, nn.
     if unknown:
         raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
     if config.masks is not None:
+        _user_masks(layers, Path(config.masks))  # a small file: reading it twice is cheaper than a late failure
         return layers, None
     if CRITERIA[config.criterion].needs_data and not has_data:
         raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
@@ -164,7 +167,8 @@ def _prune_channels(job: PruneJob) -> nn.Module:
     return job.model
 
 
-def _apply_user_masks(layers: dict[str, nn.Module], path: Path) -> None:
+def _user_masks(layers: dict[str, nn.Module], path: Path) -> dict[str, torch.Tensor]:
+    """The masks of a user's safetensors file, checked against the selected layers."""
     masks = load_state_dict(path, field="prune.masks")
     unknown = sorted(set(masks) - set(layers))
     if unknown:
@@ -173,5 +177,4 @@ def _apply_user_masks(layers: dict[str, nn.Module], path: Path) -> None:
         weight = layers[name].weight
         if mask.shape != weight.shape:
             raise UserError(f"prune.masks: mask {name!r} has shape {tuple(mask.shape)}, the weight {tuple(weight.shape)}")
-        set_mask(layers[name], mask != 0)
-
+    return masks
