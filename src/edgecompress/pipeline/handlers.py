@@ -23,6 +23,7 @@ from edgecompress.evaluate import score_onnx
 from edgecompress.progress import console
 from edgecompress.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
 from edgecompress.quantize.onnx_static import nodes_using, quantize_static_int8
+from edgecompress.tasks.checks import FiniteBatches
 from edgecompress.tasks.task import Task
 from edgecompress.train import train_epochs
 
@@ -74,7 +75,7 @@ def _prune(config: Prune, state: ModelState, ctx: StageContext) -> ModelState:
 
     prune_model(
         model, config, ctx.example_input, train,
-        batches=ctx.task.train_loader, loss_fn=ctx.task.loss_fn, seed=ctx.seed, score_fn=ctx.score_fn,
+        batches=FiniteBatches(ctx.task.train_loader, "prune.calibration_batches"), loss_fn=ctx.task.loss_fn, seed=ctx.seed, score_fn=ctx.score_fn,
     )
     return ModelState(model)
 
@@ -128,7 +129,7 @@ def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelSt
         return quantize_static_int8(
             state.onnx_path,
             ctx.artifact_path,
-            ctx.task.train_loader,
+            FiniteBatches(ctx.task.train_loader, "quantize.calibration_batches"),
             max_batches=config.calibration_batches,
             per_channel=config.per_channel,
             method=config.calibration,

@@ -33,6 +33,31 @@ def check_task(model: nn.Module, task: Task) -> None:
         raise UserError(f"data: the loaders' sample shapes differ ({listed}); they must match the model input")
 
 
+class FiniteBatches:
+    """A loader whose batches are checked as they stream: NaN or Inf inputs stop the run naming the batch.
+
+    `check_task` sees only each loader's first batch; calibration (pruning scores, int8 ranges) would
+    otherwise turn a bad later batch into silently wrong masks or ranges. Iterable again and again, like
+    the loader it wraps.
+
+    >>> list(FiniteBatches([(torch.ones(1), 0)], "calibration"))
+    [(tensor([1.]), 0)]
+    """
+
+    def __init__(self, loader, field: str):
+        self.loader, self.field = loader, field
+
+    def __iter__(self):
+        for number, batch in enumerate(self.loader, 1):
+            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and not torch.isfinite(inputs).all():
+                raise UserError(f"{self.field}: batch {number} of the training data holds NaN or Inf inputs; clean the data first")
+            yield batch
+
+    def __len__(self):
+        return len(self.loader)
+
+
 def _first_batch(loader, role: str):
     try:
         batch = next(iter(loader))

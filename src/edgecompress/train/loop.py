@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from edgecompress.errors import RunFailure
+from edgecompress.errors import RunFailure, UserError
 from edgecompress.progress import progress_bar
 from edgecompress.tasks.task import Task
 from edgecompress.train.distill import distillation_loss
@@ -46,7 +46,7 @@ def train_epochs(
         job = bar.add_task(description, total=epochs, status="")
         for _ in range(epochs):
             total, batches = 0.0, 0
-            for inputs, targets in task.train_loader:
+            for number, (inputs, targets) in enumerate(task.train_loader, 1):
                 optimizer.zero_grad(set_to_none=True)
                 outputs = model(inputs)
                 loss = task.loss_fn(outputs, targets)
@@ -56,6 +56,8 @@ def train_epochs(
                     soft = distillation_loss(outputs, teacher_outputs, temperature)
                     loss = (1 - distill_weight) * loss + distill_weight * soft
                 if not torch.isfinite(loss):
+                    if isinstance(inputs, torch.Tensor) and not torch.isfinite(inputs).all():  # the data, not the lr
+                        raise UserError(f"{description}: batch {number} of the training data holds NaN or Inf inputs; clean the data first")
                     raise RunFailure(f"{description}: loss became {loss.item()}; lower the learning rate (lr={lr})")
                 loss.backward()
                 for callback in callbacks:
