@@ -11,7 +11,8 @@ from edgecompress.tasks.task import Task
 
 def check_task(model: nn.Module, task: Task) -> None:
     """The model's weights are finite; each loader yields (inputs, targets) with finite float inputs the
-    model accepts; the evaluation data has more than one class when the metric is a classification one."""
+    model accepts. Only the first batch of each loader is read here; later batches are checked as they
+    stream (`FiniteBatches`). A single-class data set is accepted: the metric is computed as usual."""
     bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
     if bad:
         raise UserError(f"model: tensor {bad[0]!r} holds NaN or Inf values; fix or retrain the model first")
