@@ -14,7 +14,7 @@ from edgecompress.prune.engine import prune_model
 from edgecompress.prune.masks import get_mask
 from edgecompress.train import train_epochs
 
-CRITERIA = ["l1", "l2", "taylor", "wanda", "movement", "random"]
+CRITERIA = ["l1", "l2", "taylor", "wanda", "movement", "random", "custom"]
 PATTERNS = ["unstructured", "channel", "block", "nm"]
 SCOPES = ["layer", "global"]
 SCHEDULES = ["oneshot", "iterative", "gradual"]
@@ -25,21 +25,28 @@ def _config(criterion, pattern, scope, schedule) -> Prune:
     extra = {"layers": ("conv2", "fc1")} if pattern in ("block", "nm") else {}
     if pattern != "nm":
         extra["amount"] = 0.5
+    if criterion == "custom":  # the Python function is passed to prune_model; the string only satisfies the schema
+        extra["score_fn"] = "unused:placeholder"
     return Prune(criterion=criterion, pattern=pattern, scope=scope, schedule=schedule, steps=2, epochs=1, **extra)
+
+
+def _own_scores(name, module) -> torch.Tensor:
+    """A user's score function: later weights of each layer matter more (any weight-shaped tensor will do)."""
+    return torch.arange(module.weight.numel(), dtype=torch.float32).reshape(module.weight.shape)
 
 
 def _makes_sense(criterion, pattern, scope, schedule) -> bool:
     if pattern == "nm" and scope == "global":
         return False
-    if pattern == "channel" and (criterion in ("wanda", "movement") or schedule == "gradual"):
+    if pattern == "channel" and (criterion in ("wanda", "movement", "custom") or schedule == "gradual"):
         return False
     return not (criterion == "movement" and schedule == "oneshot")
 
 
 def test_combination_count_covers_the_grid():
     sensible = [c for c in COMBINATIONS if _makes_sense(*c)]
-    # refused: nm+global 18, channel with wanda/movement 12 or gradual 8, movement one-shot 5
-    assert len(COMBINATIONS) == 144 and len(sensible) == 144 - 18 - 20 - 5
+    # refused: nm+global 21, channel with wanda/movement/custom 18 or gradual 8, movement one-shot 5
+    assert len(COMBINATIONS) == 168 and len(sensible) == 168 - 21 - 26 - 5
 
 
 @pytest.mark.parametrize("combo", [c for c in COMBINATIONS if _makes_sense(*c)], ids="-".join)
@@ -53,7 +60,7 @@ def test_sensible_combination_runs_and_reaches_its_sparsity(combo, small_task):
 
     prune_model(
         model, _config(*combo), torch.zeros(1, 1, 8, 8), train,
-        batches=small_task.train_loader, loss_fn=small_task.loss_fn, seed=0,
+        batches=small_task.train_loader, loss_fn=small_task.loss_fn, seed=0, score_fn=_own_scores,
     )
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     if pattern == "channel":  # removed for real: measured on the new widths, within one channel
