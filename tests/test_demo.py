@@ -1,4 +1,4 @@
-"""The spine's acceptance: `edgecompress demo` writes honest, consistent outputs."""
+"""The spine's acceptance: `edgecompress demo` writes honest, consistent outputs; issue 6's size goals hold."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_metrics_json_has_the_documented_schema(demo_run):
     _, metrics = demo_run
     assert metrics["task"] == "digits"
     assert metrics["metric"] == {"name": "accuracy", "higher_is_better": True, "unit": "%"}
-    assert [s["name"] for s in metrics["stages"]] == ["prune", "finetune", "quantize"]
+    assert [s["name"] for s in metrics["stages"]] == ["prune", "finetune", "qat", "quantize"]
     for entry in [metrics["baseline"], metrics["final"], *metrics["stages"]]:
         assert ENTRY_KEYS <= set(entry)
         assert set(entry["latency_ms"]) == {"batch_1", "batch_256"}
@@ -53,17 +53,17 @@ def test_final_score_is_the_onnx_runtime_accuracy_of_the_final_file(demo_run):
     assert _onnx_accuracy(result.out_dir / "baseline.onnx") == metrics["baseline"]["score"]
 
 
-def test_baseline_reaches_98_percent_and_final_stays_within_one_point(demo_run):
+def test_baseline_reaches_98_percent_and_final_stays_within_half_a_point(demo_run):
     _, metrics = demo_run
     assert metrics["baseline"]["params"] == 53_002
     assert metrics["baseline"]["score"] >= 98.0
-    assert metrics["final"]["score"] >= metrics["baseline"]["score"] - 1.0
+    assert metrics["final"]["score"] >= metrics["baseline"]["score"] - 0.5  # seed 0: 98.33 -> 98.06
 
 
-def test_final_is_at_least_3_5x_smaller_with_fewer_macs(demo_run):
+def test_final_onnx_is_at_least_8x_smaller_with_fewer_macs(demo_run):
     _, metrics = demo_run
     base, final = metrics["baseline"], metrics["final"]
-    assert base["artifact_bytes"] / final["artifact_bytes"] >= 3.5
+    assert base["artifact_bytes"] / final["artifact_bytes"] >= 8  # seed 0: 13.2x
     assert metrics["summary"]["size_ratio"] == base["artifact_bytes"] / final["artifact_bytes"]
     # Half the channels removed: conv2 work drops 4x (both its inputs and outputs halve).
     assert final["macs"] < base["macs"] / 3
@@ -83,6 +83,18 @@ def test_quantized_final_stores_int8_weights(demo_run):
     assert int8_weights == 16 * 9 + 32 * 16 * 9 + 128 * 64 + 64 * 10  # every pruned weight, as int8
 
 
+def test_ternary_weights_survive_int8_as_three_values_per_channel(demo_run):
+    import onnx
+    from onnx import numpy_helper
+
+    result, _ = demo_run
+    model = onnx.load(str(result.out_dir / "final.onnx"))
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("weight_quantized")]
+    assert len(weights) == 4
+    for w in weights:
+        assert set(np.unique(w)) <= {-127, 0, 127}  # the ternary scale becomes the int8 scale: +-1 -> +-127
+
+
 def test_report_is_self_contained_and_shows_the_numbers(demo_run):
     result, metrics = demo_run
     page = (result.out_dir / "report.html").read_text()
@@ -93,7 +105,7 @@ def test_report_is_self_contained_and_shows_the_numbers(demo_run):
         assert (result.out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_packed_final_unpacks_to_the_evaluated_file_and_is_smaller(demo_run, tmp_path):
+def test_packed_final_unpacks_to_the_evaluated_file_and_is_40x_smaller_than_the_baseline(demo_run, tmp_path):
     from edgecompress.delivery import unpack
 
     result, metrics = demo_run
@@ -102,6 +114,7 @@ def test_packed_final_unpacks_to_the_evaluated_file_and_is_smaller(demo_run, tmp
     assert final["storage_bytes"] == packed.stat().st_size < final["artifact_bytes"]
     assert unpack(packed) == (result.out_dir / final["artifact"]).read_bytes()
     assert metrics["summary"]["storage_ratio"] == metrics["baseline"]["artifact_bytes"] / final["storage_bytes"]
+    assert metrics["summary"]["storage_ratio"] >= 40  # Deep Compression's 39x on LeNet-5; seed 0: 45x
 
 
 def test_compressed_torch_model_reloads_from_the_run_directory(demo_run):

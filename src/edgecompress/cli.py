@@ -38,7 +38,8 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for artifacts, metrics.json and the report."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same models and scores."),
 ) -> None:
-    """Train the digits CNN, prune 50% of its channels, fine-tune, quantize to int8, and measure it all in ONNX Runtime.
+    """Train the digits CNN, prune 50% of its channels, fine-tune, train ternary weights, quantize to int8, and
+    measure it all in ONNX Runtime.
 
     Writes baseline.onnx and final.onnx (and their packed .ecz files), stages/, model.safetensors,
     metrics.json, report.html, PNG plots and checkpoints/ to --out. Same as: run examples/digits.yaml.

@@ -12,7 +12,8 @@ from edgecompress.recipe.schema import Recipe, TrainSettings
 
 def demo_recipe(seed: int = 0) -> Recipe:
     """The demo as a recipe (examples/digits.yaml says the same): train 40 epochs (98.1-98.9% test accuracy
-    over seeds 0-5), remove half the channels, fine-tune with distillation, quantize to int8."""
+    over seeds 0-5), remove half the channels, fine-tune with distillation, train the weights onto a ternary
+    grid (QAT), quantize to int8; the packed final file is then >= 40x smaller than the baseline ONNX file."""
     return Recipe(model="digits-cnn", task="digits", train=TrainSettings(epochs=40, lr=2e-3), seed=seed, stages=default_recipe())
 
 
