@@ -29,10 +29,11 @@ class MatMulError:
 
     node: str
     weight: str
+    shape: tuple[int, ...]
     sqnr_db: float
 
     def to_json(self) -> dict:
-        return {"node": self.node, "weight": self.weight, "sqnr_db": round(self.sqnr_db, 2)}
+        return {"node": self.node, "weight": self.weight, "shape": list(self.shape), "sqnr_db": round(self.sqnr_db, 2)}
 
 
 def matmul_quantization_error(model: onnx.ModelProto, feeds: Iterable[Mapping[str, np.ndarray]], max_batches: int = 4) -> list[MatMulError]:
@@ -72,5 +73,5 @@ def matmul_quantization_error(model: onnx.ModelProto, feeds: Iterable[Mapping[st
             noise[node.name] += (output - quantized_x @ int8_weights[node.name]).double().square().sum().item()
     if not batches:
         raise UserError("calibration: no calibration batches were given; pass at least one")
-    rows = [MatMulError(n.name, n.input[1], sqnr(signal[n.name], noise[n.name])[0]) for n in matmuls]
+    rows = [MatMulError(n.name, n.input[1], tuple(weights[n.input[1]].dims), sqnr(signal[n.name], noise[n.name])[0]) for n in matmuls]
     return sorted(rows, key=lambda r: r.sqnr_db)
