@@ -62,3 +62,9 @@ def test_untouched_model_reads_unchanged():
     model = DigitsCNN()
     paths = layer_paths(model, model, None)
     assert [p.path for p in paths] == ["unchanged"] * 4 and {p.stored_as for p in paths} == {"-"}
+
+
+def test_a_layer_only_quantized_says_just_how_it_is_stored(pruned_run):
+    result = pruned_run
+    paths = layer_paths(result.baseline_model, result.baseline_model, result.out_dir / "final.onnx")
+    assert [p.path for p in paths] == ["stored as int8 per channel"] * 4

@@ -56,8 +56,8 @@ def layer_paths(before: nn.Module, after: nn.Module, final_onnx: str | Path | No
         weights = [effective_parameters(p)["weight"].cpu().numpy() for p in parts]
         steps = _describe(tuple(weight_before.shape), weights)
         storage = "/".join(sorted({stored.get(k, "unknown") for k in keys})) if stored and keys else "-"
-        if storage != "-":
-            steps.append(f"stored as {storage}")
+        if storage != "-":  # "unchanged" only when nothing, not even the storage, is known to differ
+            steps = [s for s in steps if s != "unchanged"] + [f"stored as {storage}"]
         rows.append(LayerPath(
             name=name,
             kind=type(module).__name__,
