@@ -56,6 +56,8 @@ def test_recipe_check_names_every_bad_stage_and_stops_where_shapes_change():
         ({"pattern": "unstructured", "amount": 1.0}, "amount: Input should be less than 1"),
         ({"pattern": "unstructured", "amount": -0.2}, "amount: Input should be greater than or equal to 0"),
         ({"pattern": "nm", "n": 4, "m": 4}, "n must be smaller than m"),
+        ({"pattern": "block", "block": [7, 7]}, "prune.block: 7x7"),
+        ({"pattern": "unstructured", "layers": ["decoder.*"]}, "prune.layers:"),
     ],
 )
 def test_cli_refuses_bad_settings_with_exit_2_one_line_and_no_output(stage, message, tmp_path, capsys):

@@ -59,3 +59,10 @@ def test_unstructured_layers_take_the_csr_kernel_only_from_90_percent_and_nm_run
     assert paths["0"]["path"] == "sparse-kernel" and "90.0% >= 90% at batch 16: torch CSR" in paths["0"]["reason"]
     _, paths = _pruned(DigitsCNN(), Prune(pattern="nm", layers=("fc1",)))
     assert list(paths) == ["fc1"] and "2:4 sparsity needs sparse tensor cores" in paths["fc1"]["reason"]
+
+
+def test_the_prune_stage_reports_each_layers_path_in_metrics_json(demo_run):
+    _, metrics = demo_run
+    prune_stage = next(stage for stage in metrics["stages"] if stage["name"] == "prune")
+    paths = prune_stage["prune_paths"]
+    assert {name: p["path"] for name, p in paths.items()} == {n: "structured" for n in ("conv1", "conv2", "fc1", "fc2")}

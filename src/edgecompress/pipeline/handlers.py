@@ -13,6 +13,7 @@ from torch import nn
 
 from edgecompress.lowrank import factorize_linears
 from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize, StageConfig
+from edgecompress.prune.sparsity_paths import sparsity_paths
 from edgecompress.prune.masks import finalize
 from edgecompress.prune.selection import select_layers
 from edgecompress.quantize.qat import prepare_qat
@@ -77,7 +78,7 @@ def _prune(config: Prune, state: ModelState, ctx: StageContext) -> ModelState:
         model, config, ctx.example_input, train,
         batches=FiniteBatches(ctx.task.train_loader, "prune.calibration_batches"), loss_fn=ctx.task.loss_fn, seed=ctx.seed, score_fn=ctx.score_fn,
     )
-    return ModelState(model)
+    return ModelState(model, details={"prune_paths": sparsity_paths(state.torch_model, model, config)})
 
 
 @handler(Finetune)

@@ -17,6 +17,7 @@ from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
 from edgecompress.measure.artifact import artifact_bytes
 from edgecompress.measure.latency import Latency, measure_latencies
+from edgecompress.prune.engine import check_prune_stages
 from edgecompress.measure.macs import count_macs
 from edgecompress.measure.params import count_nonzero_params, count_params
 from edgecompress.models.checkpoint import save_model_file
@@ -148,6 +149,7 @@ def compress(
     """
     validate_recipe(stages)
     check_task(model, task)
+    check_prune_stages(model, stages, has_data=task.train_loader is not None)
     score_fns = score_fns or {}
     with owned_run_dir(out_dir) as out:
         if not resume:
