@@ -114,7 +114,7 @@ def inspect_command(
 
 
 _JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each)."
-_EXECUTOR_HELP = "Where trials run: local (this machine, --jobs processes) or ray (a Ray cluster; pip install 'edgecompress[ray]')."
+_EXECUTOR_HELP = "Where trials run: local (this machine, --jobs processes) or ray (a Ray cluster; pip install 'edgecompress\\[ray]')."  # \\[: not Rich markup
 _RAY_ADDRESS_HELP = "Ray cluster to use with --executor ray, e.g. ray://head:10001 or auto (default: start a local Ray instance)."
 
 
