@@ -29,3 +29,5 @@ def test_readme_demo_size_claims_match_a_real_run(demo_run):
     base, final = metrics["baseline"]["artifact_bytes"], metrics["final"]["artifact_bytes"]
     assert f"({base:,} -> {final:,} bytes)" in text
     assert f"**{base / final:.1f}x smaller**" in text
+    storage = metrics["final"]["storage_bytes"]
+    assert f"**{base / storage:.1f}x smaller** ({storage:,} bytes)" in text
