@@ -48,3 +48,19 @@ def test_factorize_stage_recovers_with_finetuning_and_exports(trained_mlp, digit
     assert result.final.params < 0.3 * result.baseline.params
     assert result.final.artifact_bytes < 0.3 * result.baseline.artifact_bytes
     assert result.final.score >= result.baseline.score - 1.5
+
+
+def test_factorize_stage_with_convs_splits_the_convolutions_too(tmp_path):
+    import json
+
+    from edgecompress.models import DigitsCNN
+    from edgecompress.pipeline.run import compress
+    from edgecompress.pipeline.stages import Factorize
+    from edgecompress.tasks.digits import digits_task
+
+    result = compress(DigitsCNN(), digits_task(0), [Factorize(keep=0.5, convs=True)], tmp_path / "out")
+    stage = json.loads((tmp_path / "out" / "metrics.json").read_text())["stages"][0]
+    assert set(stage["factorization"]) == {"conv1", "conv2", "fc1"}
+    chosen_before = result.baseline.params - (128 * 10 + 10)  # the classifier stays dense
+    chosen_after = result.final.params - (128 * 10 + 10)
+    assert abs(chosen_after / chosen_before - 0.5) < 0.01

@@ -11,7 +11,7 @@ import onnx
 import torch
 from torch import nn
 
-from edgecompress.lowrank import factorize_linears
+from edgecompress.lowrank import factorize
 from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize, StageConfig
 from edgecompress.prune.sparsity_paths import sparsity_paths
 from edgecompress.prune.masks import finalize
@@ -102,7 +102,7 @@ def _finetune(config: Finetune, state: ModelState, ctx: StageContext) -> ModelSt
 def _factorize(config: Factorize, state: ModelState, ctx: StageContext) -> ModelState:
     model = finalize(copy.deepcopy(state.torch_model))  # masks first become plain zeros, then the SVD
     energy = config.energy
-    ranks = factorize_linears(model, config.layers, keep=None if energy is not None else config.keep, energy=energy, keep_classifier=config.keep_classifier)
+    ranks = factorize(model, config.layers, keep=None if energy is not None else config.keep, energy=energy, keep_classifier=config.keep_classifier, convs=config.convs)
     return ModelState(model, details={"factorization": {name: {"rank": r, "full_rank": f} for name, (r, f) in ranks.items()}})
 
 
