@@ -20,8 +20,9 @@ stages:
         ("- {stage: qat, bits: ternery}", "stage 1 (qat): bits.literal['ternary']: Input should be 'ternary' (given 'ternery')"),
         ("- {stage: quantize, mode: int3}", "stage 1 (quantize): mode:"),
         ("- {stage: quantize, calibration: kl}", "stage 1 (quantize): calibration:"),
+        ("- {stage: quantize, keep_float: [decoder]}", "quantize.keep_float: pattern 'decoder' matches no layer"),
     ],
-    ids=["bits-9", "bits-word", "mode", "calibration"],
+    ids=["bits-9", "bits-word", "mode", "calibration", "keep-float"],
 )
 def test_bad_quantization_settings_exit_2_with_one_line_and_write_nothing(stages, message, tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"

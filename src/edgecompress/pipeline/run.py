@@ -125,6 +125,20 @@ def validate_recipe(stages: Sequence[StageConfig]) -> None:
         raise UserError("recipe: " + "; ".join(problems))
 
 
+def check_stages(model, stages, has_data: bool) -> None:
+    """Every check that needs no work, before any output is written: prune settings, and `keep_float`
+    patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
+    from edgecompress.pipeline.stages import Factorize, Quantize
+    from edgecompress.quantize.mixed_precision import explicit_float_layers
+
+    check_prune_stages(model, stages, has_data=has_data)
+    for stage in stages:
+        if isinstance(stage, Factorize):
+            break
+        if isinstance(stage, Quantize) and stage.keep_float:
+            explicit_float_layers(model, stage.keep_float)
+
+
 def compress(
     model: nn.Module,
     task: Task,
@@ -149,7 +163,7 @@ def compress(
     """
     validate_recipe(stages)
     check_task(model, task)
-    check_prune_stages(model, stages, has_data=task.train_loader is not None)
+    check_stages(model, stages, has_data=task.train_loader is not None)
     score_fns = score_fns or {}
     with owned_run_dir(out_dir) as out:
         if not resume:

@@ -10,11 +10,10 @@ from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text, check_output_dir
 from edgecompress.models import load_model
 from edgecompress.pipeline.checkpoints import clear_checkpoints, fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
-from edgecompress.pipeline.run import RunResult, compress
+from edgecompress.pipeline.run import RunResult, check_stages, compress
 from edgecompress.progress import console
 from edgecompress.recipe.schema import Recipe
 from edgecompress.rundir import owned_run_dir
-from edgecompress.prune.engine import check_prune_stages
 from edgecompress.seeding import seed_everything
 from edgecompress.tasks.registry import load_task
 from edgecompress.train import train_epochs
@@ -44,7 +43,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
     if problems:
         raise UserError("recipe: " + "; ".join(problems))
     model = loaded.module
-    check_prune_stages(model, recipe.stages, has_data=task.train_loader is not None)
+    check_stages(model, recipe.stages, has_data=task.train_loader is not None)
     with owned_run_dir(out_dir) as out:
         if not resume:
             clear_checkpoints(out)
