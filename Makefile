@@ -27,6 +27,7 @@ test: install chromium
 	$(PY) -m pytest -q
 
 bench: install
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks
 
 # the README's headline claims, re-measured (about 3 minutes); CI runs it after the tests
