@@ -57,7 +57,7 @@ def test_baseline_reaches_98_percent_and_final_stays_within_half_a_point(demo_ru
     _, metrics = demo_run
     assert metrics["baseline"]["params"] == 53_002
     assert metrics["baseline"]["score"] >= 98.0
-    assert metrics["final"]["score"] >= metrics["baseline"]["score"] - 0.5  # seed 0: 98.33 -> 98.06
+    assert metrics["final"]["score"] >= metrics["baseline"]["score"] - 0.5  # seed 0: 98.33 -> 98.61
 
 
 def test_final_onnx_is_at_least_8x_smaller_with_fewer_macs(demo_run):
@@ -83,16 +83,19 @@ def test_quantized_final_stores_int8_weights(demo_run):
     assert int8_weights == 16 * 9 + 32 * 16 * 9 + 128 * 64 + 64 * 10  # every pruned weight, as int8
 
 
-def test_ternary_weights_survive_int8_as_three_values_per_channel(demo_run):
+def test_ternary_weights_survive_int8_as_three_values_and_the_classifier_stays_int8(demo_run):
     import onnx
     from onnx import numpy_helper
 
     result, _ = demo_run
     model = onnx.load(str(result.out_dir / "final.onnx"))
-    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("weight_quantized")]
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("weight_quantized")}
     assert len(weights) == 4
-    for w in weights:
-        assert set(np.unique(w)) <= {-127, 0, 127}  # the ternary scale becomes the int8 scale: +-1 -> +-127
+    for name, w in weights.items():
+        if name.startswith("fc2"):
+            assert len(np.unique(w)) > 3
+        else:
+            assert set(np.unique(w)) <= {-127, 0, 127}  # the ternary scale becomes the int8 scale: +-1 -> +-127
 
 
 def test_report_is_self_contained_and_shows_the_numbers(demo_run):
@@ -114,7 +117,7 @@ def test_packed_final_unpacks_to_the_evaluated_file_and_is_40x_smaller_than_the_
     assert final["storage_bytes"] == packed.stat().st_size < final["artifact_bytes"]
     assert unpack(packed) == (result.out_dir / final["artifact"]).read_bytes()
     assert metrics["summary"]["storage_ratio"] == metrics["baseline"]["artifact_bytes"] / final["storage_bytes"]
-    assert metrics["summary"]["storage_ratio"] >= 40  # Deep Compression's 39x on LeNet-5; seed 0: 45x
+    assert metrics["summary"]["storage_ratio"] >= 40  # Deep Compression's 39x on LeNet-5; seed 0: 41.4x
 
 
 def test_compressed_torch_model_reloads_from_the_run_directory(demo_run):
