@@ -37,3 +37,20 @@ def test_invalid_amount_and_nothing_to_prune_are_user_errors(example_input):
         prune_channels(DigitsCNN(), example_input, amount=1.0)
     with pytest.raises(UserError, match="no layer left to prune"):
         prune_channels(DigitsCNN(), example_input, amount=0.5, keep=("*",))
+
+
+def test_round_to_keeps_channel_counts_multiples_of_eight_and_removes_at_least_the_amount(example_input):
+    from edgecompress.pipeline.stages import Prune
+    from edgecompress.prune.engine import prune_model
+
+    def pruned(**settings):
+        model = DigitsCNN()
+        prune_model(model, Prune(**{"pattern": "channel", "amount": 0.3, **settings}), example_input, train=lambda *a, **k: None,
+                    batches=None, loss_fn=None, seed=0)
+        return model.conv1.out_channels, model.conv2.out_channels, model.fc1.out_features
+
+    assert pruned() == (22, 44, 89)  # 30% of 32, 64, 128 removed: counts the CPU kernels handle slowly
+    assert pruned(round_to=8) == (16, 40, 88)  # kept counts rounded down to multiples of 8
+    assert pruned(round_to=8, amount=0.95) == (8, 8, 8)  # never fewer than one multiple
+    with pytest.raises(ValueError, match="round_to only applies to pattern channel with scope layer"):
+        Prune(pattern="unstructured", round_to=8)

@@ -35,7 +35,8 @@ class Prune(StageConfig):
     - criterion: l1, l2 (magnitude), taylor (|w * grad|), wanda (|w| x input norm), movement (needs training),
       random (the control), custom (`score_fn` = "module:function" returning scores, or `masks` = a
       safetensors file of 0/1 masks by layer name);
-    - pattern: unstructured, channel (physically removed with Torch-Pruning), block (`block` = rows x cols of
+    - pattern: unstructured, channel (physically removed with Torch-Pruning; `round_to` = 8 keeps channel
+      counts multiples of 8, which CPU convolution kernels need to stay fast), block (`block` = rows x cols of
       the weight matrix), nm (keep `n` of every `m` consecutive weights);
     - scope: layer (each layer loses `amount`) or global (`amount` of all selected weights/groups);
     - schedule: oneshot, iterative (`steps` rounds of prune then fine-tune `epochs`), gradual (Zhu & Gupta's
@@ -67,6 +68,10 @@ class Prune(StageConfig):
     calibration_batches: int = Field(8, ge=1, description="batches for taylor and wanda scores")
     score_fn: Optional[str] = None
     masks: Optional[str] = None
+    round_to: Optional[int] = Field(
+        None, ge=1, le=1024,
+        description="channel pattern, scope layer: each layer keeps the largest multiple of this many channels within its amount, at least one (8 keeps CPU kernels on their fast path)",
+    )
 
     @model_validator(mode="after")
     def _sensible_combination(self):
@@ -83,6 +88,8 @@ class Prune(StageConfig):
                 problems.append(f"criterion {self.criterion} does not apply to pattern channel; use l1, l2, taylor or random")
             if self.schedule == "gradual":
                 problems.append("schedule gradual does not apply to pattern channel (shapes change); use iterative")
+        if self.round_to is not None and (self.pattern != "channel" or self.scope == "global"):
+            problems.append("round_to only applies to pattern channel with scope layer")
         if self.block[0] < 1 or self.block[1] < 1:
             problems.append(f"block sides must be positive, got {self.block}")
         if self.criterion == "movement" and self.schedule == "oneshot":

@@ -29,8 +29,13 @@ def channel_pruner(
     global_scope: bool = False,
     steps: int = 1,
     per_layer: dict[str, float] | None = None,
+    round_to: int | None = None,
 ) -> tp.pruner.BasePruner:
-    """A Torch-Pruning pruner that removes `amount` of the output channels of `layers` over `steps` calls."""
+    """A Torch-Pruning pruner that removes `amount` of the output channels of `layers` over `steps` calls.
+
+    With `round_to` (layer scope), every pruned layer keeps a multiple of that many channels, at least one
+    multiple: on this machine a CNN with 22/44 channels ran 1.46x slower than with 32/64 (FINDINGS).
+    """
     if criterion not in CHANNEL_CRITERIA:
         raise UserError(f"prune.criterion: {criterion!r} does not apply to pattern channel; use one of {', '.join(CHANNEL_CRITERIA)}")
     selected = set(map(id, layers.values()))
@@ -41,6 +46,8 @@ def channel_pruner(
         "taylor": lambda: tp.importance.GroupTaylorImportance(),
         "random": lambda: tp.importance.RandomImportance(),
     }[criterion]()
+    if round_to is not None:
+        per_layer = {name: _rounded_ratio(module, (per_layer or {}).get(name, amount), round_to) for name, module in layers.items()}
     ratio_dict = {layers[name]: ratio for name, ratio in (per_layer or {}).items()} or None
     try:
         return tp.pruner.BasePruner(
@@ -52,9 +59,23 @@ def channel_pruner(
             global_pruning=global_scope,
             ignored_layers=ignored,
             iterative_steps=steps,
+            round_to=round_to,
         )
     except Exception as exc:
         raise RunFailure(f"prune: Torch-Pruning cannot trace {type(model).__name__}: {first_line(exc)}") from exc
+
+
+def _rounded_ratio(module: nn.Module, amount: float, round_to: int) -> float:
+    """The ratio that makes Torch-Pruning keep the largest multiple of `round_to` channels within `amount`.
+
+    Written here because Torch-Pruning's own `round_to` rounds the kept count down to zero at high amounts
+    (and then prunes nothing); here a layer keeps at least `round_to` channels, or all if it has fewer.
+    """
+    channels = module.weight.shape[0]
+    kept = max(round_to, int(channels * (1.0 - amount)) // round_to * round_to)
+    if kept >= channels:
+        return 0.0
+    return 1.0 - (kept + 0.5) / channels  # Torch-Pruning keeps int(channels * (1 - ratio)) = kept
 
 
 def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | None = None, loss_fn=None) -> None:

@@ -157,7 +157,8 @@ def _prune_channels(job: PruneJob) -> nn.Module:
     rounds = config.steps if config.schedule == "iterative" else 1
     per_layer = job.target_amounts() if config.per_layer else None
     pruner = channel_pruner(
-        job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer
+        job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer,
+        config.round_to,
     )
     batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion == "taylor" else None
     for _ in range(rounds):
