@@ -29,7 +29,21 @@ def test_every_point_is_scored_with_and_without_finetuning(swept):
             assert p.params == p.nonzero_params < result.baseline.params
     saved = json.loads((out / "sweep.json").read_text())
     assert len(saved["points"]) == 8 and (out / "sweep.csv").read_text().count("\n") == 10
-    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    png = (out / "sweep.png").read_bytes()
+    assert png[:4] == b"\x89PNG" and int.from_bytes(png[16:20], "big") > 1700  # three panels: sparsity, size, latency
+
+
+def test_every_point_file_is_timed_against_the_baseline(swept):
+    out, result = swept
+    keys = [result.baseline.key] + [p.key for p in result.points]
+    assert list(result.latencies) == keys
+    assert result.latencies[result.baseline.key].ratio_to_baseline == 1.0
+    rows = (out / "latency.csv").read_text().splitlines()
+    assert rows[0].startswith("point,batch,median_ms") and [r.split(",")[0] for r in rows[1:]] == keys
+    for key, lat in result.latencies.items():
+        assert lat.batch == 256 and 0 < lat.p25_ms <= lat.median_ms <= lat.p75_ms
+        base = result.latencies[result.baseline.key].median_ms
+        assert abs(lat.ratio_to_baseline - lat.median_ms / base) < 1e-9
 
 
 def test_sweet_spot_is_the_highest_level_within_tolerance(swept):

@@ -121,15 +121,16 @@ _RAY_ADDRESS_HELP = "Ray cluster to use with --executor ray, e.g. ray://head:100
 @app.command("sweep")
 def sweep_command(
     levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
-    methods: str = typer.Option("unstructured,channel", "--methods", help="Comma-separated: unstructured, channel, random, lowrank (level = fraction of the conv/Linear parameters removed by factorization)."),
+    methods: str = typer.Option("unstructured,channel", "--methods", help="Comma-separated: unstructured, channel, channel8 (channel counts rounded down to multiples of 8), random, lowrank (level = fraction of the conv/Linear parameters removed by factorization)."),
     finetune_epochs: int = typer.Option(4, "--finetune-epochs", min=1, help="Fine-tuning epochs per point (with distillation)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
-    out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, sweep.png and points/."),
+    out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, latency.csv, sweep.png and points/."),
     dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
     jobs: int = typer.Option(1, "--jobs", min=1, help=_JOBS_HELP),
     executor: str = typer.Option("local", "--executor", help=_EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    latency_batch: int = typer.Option(256, "--latency-batch", min=1, help="Batch size at which every point's ONNX file is timed (ONNX Runtime, 1 thread, after the trials)."),
 ) -> None:
     """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, each method's sweet spot,
     and smaller dense CNNs of the same parameter counts trained from scratch (does pruning win?).
@@ -137,6 +138,7 @@ def sweep_command(
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
     interrupted sweep started again recomputes only what is missing. Points run in parallel with --jobs N
     (local worker processes) or on a Ray cluster with --executor ray; the table is the same either way.
+    Latency (latency.csv, third panel of the plot) is timed afterwards on this machine, as a ratio to the baseline.
     """
     from edgecompress.curves import sweep
     from edgecompress.curves.executors import make_executor
@@ -149,7 +151,8 @@ def sweep_command(
     chosen = make_executor(executor, jobs, ray_address)
     model, task = _trained_demo_model(seed)
     small = DigitsCNN if dense_baseline else None  # DigitsCNN(width): a class, so it can be sent to workers
-    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small, executor=chosen)
+    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small, executor=chosen,
+                   latency_batch=latency_batch)
     for row in result.dense_comparison:
         console.print(
             f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
@@ -157,9 +160,10 @@ def sweep_command(
             + ("a tie" if row["winner"] == "tie" else f"{row['winner']} wins")
         )
     for method, spot in result.sweet_spots.items():
-        where = f"level {spot.level:g}: {spot.score:.2f} (baseline {result.baseline.score:.2f}), {spot.storage_bytes:,} B packed" if spot else "none within tolerance"
+        where = (f"level {spot.level:g}: {spot.score:.2f} (baseline {result.baseline.score:.2f}), {spot.storage_bytes:,} B packed, "
+                 f"latency {result.latencies[spot.key].ratio_to_baseline:.2f}x" if spot else "none within tolerance")
         console.print(f"sweet spot, {method}: {where}")
-    console.print(f"table: {out / 'sweep.csv'}   plot: {out / 'sweep.png'}")
+    console.print(f"table: {out / 'sweep.csv'}   latency: {out / 'latency.csv'}   plot: {out / 'sweep.png'}")
 
 
 @app.command("sensitivity")

@@ -19,6 +19,7 @@ from torch import nn
 
 from edgecompress.curves.dense_baseline import matching_width
 from edgecompress.curves.executors import Executor, make_executor
+from edgecompress.curves.latency import PointLatency, latency_csv, point_latencies
 from edgecompress.curves.points import PointStore, SweepPoint, point_key
 from edgecompress.curves.sweep_trials import METHODS, SweepShared, SweepTrial, run_sweep_trial
 from edgecompress.errors import UserError
@@ -38,6 +39,7 @@ class SweepResult:
     sweet_spots: dict[str, SweepPoint | None]
     tolerance: float
     dense_comparison: list[dict] = field(default_factory=list)
+    latencies: dict[str, PointLatency] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -63,13 +65,15 @@ def sweep(
     jobs: int = 1,
     executor: str | Executor = "local",
     ray_address: str | None = None,
+    latency_batch: int = 256,
 ) -> SweepResult:
     """Prune `model` with each method at each level; score each with and without `finetune_epochs` of training.
 
     With `small_dense` (the architecture's factory taking a width factor), each fine-tuned point of the first
     method is compared with a dense model of that width whose parameter count matches the point's non-zero
     count, trained from scratch for `baseline_epochs + finetune_epochs` epochs. Points run in `jobs` worker
-    processes (or on Ray with `executor="ray"`); the result is the same as with one.
+    processes (or on Ray with `executor="ray"`); the result is the same as with one. Latency is timed
+    afterwards, in this process, on every point's ONNX file at batch `latency_batch` (see `point_latencies`).
 
     >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9), jobs=2).sweet_spots["unstructured"]  # doctest: +SKIP
     """
@@ -79,6 +83,8 @@ def sweep(
     check_levels(levels)
     if finetune_epochs < 1 or tolerance < 0:
         raise UserError("--finetune-epochs must be >= 1 and --tolerance >= 0")
+    if latency_batch < 1:
+        raise UserError("--latency-batch: must be at least 1")
     chosen = make_executor(executor, jobs, ray_address)
     shared = SweepShared(model, task, task.example_input(), seed, finetune_epochs, baseline_epochs, small_dense)
     base_fp = fingerprint("sweep", task.name, seed, model_fingerprint(model), finetune_epochs)
@@ -110,7 +116,8 @@ def sweep(
                     comparison.append(_compare(point, done[key], widths[point.level], task))
         baseline = done[keys[0]]
         spots = {m: _sweet_spot(baseline, [p for p in points if p.method == m and p.finetuned], tolerance, task) for m in methods}
-        result = SweepResult(baseline, points, spots, tolerance, comparison)
+        latencies = point_latencies(store.folder, [baseline, *points], tuple(shared.example.shape[1:]), latency_batch)
+        result = SweepResult(baseline, points, spots, tolerance, comparison, latencies)
         _write(out, result, task)
     return result
 
@@ -154,6 +161,7 @@ def _write(out: Path, result: SweepResult, task: Task) -> None:
     for point in [result.baseline, *result.points]:
         writer.writerow(asdict(point))
     atomic_write_text(out / "sweep.csv", buffer.getvalue())
+    atomic_write_text(out / "latency.csv", latency_csv(result.latencies))
     from edgecompress.curves.plots import plot_sweep
 
     plot_sweep(result, out / "sweep.png", task.metric)

@@ -66,6 +66,7 @@ def _lowrank(model: nn.Module, level: float, shared: SweepShared) -> None:
 METHODS: dict[str, Callable[[nn.Module, float, SweepShared], None]] = {
     "unstructured": _prune(lambda level: Prune(pattern="unstructured", criterion="l1", scope="global", amount=level)),
     "channel": _prune(lambda level: Prune(pattern="channel", criterion="l2", amount=level)),
+    "channel8": _prune(lambda level: Prune(pattern="channel", criterion="l2", amount=level, round_to=8)),
     "random": _prune(lambda level: Prune(pattern="unstructured", criterion="random", scope="global", amount=level)),
     "lowrank": _lowrank,
 }
