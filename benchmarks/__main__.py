@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 from pathlib import Path
 
 from benchmarks import alternatives, block_sparse, curves, demo_pipeline, minilm, pruning, quantization
@@ -64,10 +65,26 @@ def compose(fresh: dict[str, str], previous: str | None = None) -> str:
     missing = [n for n in SECTIONS if n not in fresh and n not in old]
     if missing:
         raise SystemExit(f"BENCHMARKS.md has no section for {', '.join(missing)}; run without --only")
-    note = f"Rerun on {datetime.date.today().isoformat()}: {', '.join(fresh)} (`python -m benchmarks --only ...`)."
     head_lines = [line for line in head.rstrip("\n").splitlines() if not line.startswith("Rerun on ")]
+    notes = _rerun_notes(head, fresh)
     body = "\n\n".join(fresh.get(n) or old[n] for n in SECTIONS)
-    return "\n".join(head_lines) + "\n" + note + "\n\n" + body + "\n"
+    return "\n".join(head_lines + notes) + "\n\n" + body + "\n"
+
+
+def _rerun_notes(head: str, fresh: dict[str, str]) -> list[str]:
+    """One "Rerun on DATE: sections" line per date, a section listed only under the date of its latest run."""
+    reruns: dict[str, list[str]] = {}
+    for line in head.splitlines():
+        match = re.match(r"Rerun on (\S+): ([a-z_, ]+) \(", line)
+        if match:
+            reruns[match.group(1)] = [n.strip() for n in match.group(2).split(",")]
+    today = datetime.date.today().isoformat()
+    reruns = {date: [n for n in names if n not in fresh] for date, names in reruns.items()}
+    reruns[today] = reruns.get(today, []) + list(fresh)
+    return [
+        f"Rerun on {date}: {', '.join(n for n in SECTIONS if n in names)} (`python -m benchmarks --only ...`)."
+        for date, names in sorted(reruns.items()) if names
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

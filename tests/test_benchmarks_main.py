@@ -19,10 +19,14 @@ def test_only_replaces_the_sections_that_were_rerun(monkeypatch):
         tag = "new" if name in ("minilm", "pruning") else "old"
         assert f"{tag} numbers of {name}" in partial
     assert partial.count("## ") == len(bench.SECTIONS)
-    assert "Rerun on " in partial and "minilm, pruning" in partial
-    # rerunning again replaces the note instead of piling notes up
-    again = bench.compose(_fake(["pruning"], "newer"), previous=partial)
-    assert again.count("Rerun on ") == 1 and "newer numbers of pruning" in again and "new numbers of minilm" in again
+    assert "Rerun on " in partial and "pruning, minilm (" in partial
+    # a rerun the same day joins that day's note; a section rerun later moves to the later date's note
+    again = bench.compose(_fake(["curves"], "newer"), previous=partial)
+    assert again.count("Rerun on ") == 1 and ": pruning, curves, minilm (" in again
+    assert "newer numbers of curves" in again and "new numbers of minilm" in again
+    earlier = again.replace(f"Rerun on {bench.datetime.date.today().isoformat()}", "Rerun on 2000-01-01")
+    later = bench.compose(_fake(["minilm"], "newest"), previous=earlier)
+    assert "Rerun on 2000-01-01: pruning, curves (" in later and f"Rerun on {bench.datetime.date.today().isoformat()}: minilm (" in later
 
 
 def test_only_refuses_when_a_kept_section_does_not_exist(monkeypatch):
