@@ -149,3 +149,43 @@ def test_fit_command_refuses_bad_targets_in_one_line(args, message, capsys, tmp_
     stderr = capsys.readouterr().err
     assert code == 2 and message in stderr and stderr.count("\n") == 1
     assert not out.exists()
+
+
+def _numbers(result):
+    return [(c.label, c.directory, c.size_bytes, c.score, c.drop) for c in result.candidates]
+
+
+def test_parallel_candidates_give_the_same_sizes_scores_and_files(too_fast, trained_cnn, digits, tmp_path):
+    out, result = too_fast
+    parallel = fit(trained_cnn, digits, tmp_path / "p", max_latency="0.01x", size_of="onnx", candidates=QUICK, jobs=2)
+    assert _numbers(parallel) == _numbers(result) and parallel.chosen.label == result.chosen.label
+    for c in result.candidates:  # computed in a worker and unpacked here: byte for byte the same artifact
+        assert (tmp_path / "p" / c.directory / "final.onnx").read_bytes() == (out / c.directory / "final.onnx").read_bytes()
+        assert (tmp_path / "p" / c.directory / "metrics.json").is_file()
+
+
+def test_killed_fit_resumes_without_rerunning_finished_candidates(too_fast, trained_cnn, digits, tmp_path, monkeypatch):
+    import edgecompress.pipeline.run as pipeline_run
+
+    _, reference = too_fast
+    runs, real = [], pipeline_run.compress
+
+    def compress_until_killed(model, task, stages, *args, **kwargs):
+        if len(runs) == limit:
+            raise KeyboardInterrupt  # as if the driver were killed during this candidate
+        runs.append(type(stages[-1]).__name__)
+        return real(model, task, stages, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "compress", compress_until_killed)
+    settings = dict(max_latency="0.01x", size_of="onnx", candidates=QUICK)
+    limit = 1
+    with pytest.raises(KeyboardInterrupt):
+        fit(trained_cnn, digits, tmp_path / "k", **settings)
+    assert runs == ["Quantize"] and (tmp_path / "k" / "candidates" / "01" / "candidate.json").is_file()
+    assert not (tmp_path / "k" / "candidates" / "02").exists()  # nothing half-written for the killed candidate
+    limit = None
+    resumed = fit(trained_cnn, digits, tmp_path / "k", resume=True, **settings)
+    assert runs == ["Quantize", "Prune"]  # only the missing candidate ran
+    assert _numbers(resumed) == _numbers(reference)
+    fit(trained_cnn, digits, tmp_path / "k", **settings)  # without --resume: everything again
+    assert runs == ["Quantize", "Prune", "Quantize", "Prune"]

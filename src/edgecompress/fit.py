@@ -17,12 +17,15 @@ from pathlib import Path
 import matplotlib.ticker
 from torch import nn
 
+from edgecompress.curves.executors import Executor, make_executor
 from edgecompress.errors import UserError
-from edgecompress.evaluate import score_onnx
 from edgecompress.files import atomic_write_text
-from edgecompress.pipeline.run import compress
+from edgecompress.fit_trials import LATENCY_BATCH, CandidateStore, FitShared, FitTrial, run_fit_trial
+from edgecompress.pipeline.checkpoints import fingerprint, model_fingerprint
+from edgecompress.pipeline.run import check_stages, validate_recipe
 from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, StageConfig
 from edgecompress.plotting.canvas import figure
+from edgecompress.progress import progress_bar
 from edgecompress.rundir import owned_run_dir
 from edgecompress.tasks.task import Task
 
@@ -44,7 +47,6 @@ def default_candidates() -> list[tuple[str, list[StageConfig]]]:
     ]
 
 
-LATENCY_BATCH = 256  # the batch the latency target is about: throughput on the device, timed in ONNX Runtime
 _LATENCY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(x|ms|us)?\s*$", re.IGNORECASE)
 
 
@@ -170,33 +172,44 @@ def fit(
     seed: int = 0,
     candidates: list[tuple[str, list[StageConfig]]] | None = None,
     max_latency: str | float | None = None,
+    jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Run the candidates and choose. Scores for choosing come from `task.val_loader` when given; without one
     they come from the evaluation set, and the report says that the chosen model's numbers are optimistic.
     `max_latency` is a ratio to the baseline's batch-256 latency (0.5, "0.5x") or absolute ("0.3ms").
 
+    Candidates run one after another, in `jobs` local worker processes, or on Ray (`executor="ray"`), with
+    the same sizes and scores; each is saved in candidates/NN as it finishes, and with `resume` a rerun on the
+    same directory skips the candidates already finished with the same model, task, seed and recipe.
+
     >>> fit(model, task, "runs/fit", max_bytes=10_000, max_drop=1.0).chosen.label  # doctest: +SKIP
-    >>> fit(model, task, "runs/fit", max_latency=0.5, max_drop=1.0).chosen.latency_ratio  # doctest: +SKIP
+    >>> fit(model, task, "runs/fit", max_latency=0.5, executor="ray", resume=True).chosen  # doctest: +SKIP
     """
     targets = check_targets(max_drop, size_of, max_bytes, max_latency)
     candidates = candidates or default_candidates()
-    selection = task.scored_on(task.val_loader) if task.val_loader is not None else task
+    for label, stages in candidates:
+        validate_recipe(stages)
+        check_stages(model, stages, has_data=task.train_loader is not None)
+    chosen_executor = make_executor(executor, jobs, ray_address)
+    trials = [FitTrial(f"candidates/{i:02d}", label, tuple(stages)) for i, (label, stages) in enumerate(candidates, start=1)]
     with owned_run_dir(out_dir) as out:
-        results = []
-        for index, (label, stages) in enumerate(candidates, start=1):
-            directory = f"candidates/{index:02d}"
-            run = compress(model, task, stages, out / directory, seed=seed)
-            size = run.final.storage_bytes if size_of == "packed" else run.final.artifact_bytes
-            if selection is task:
-                score, base = run.final.score, run.baseline.score
-            else:
-                score = score_onnx(out / directory / run.final.artifact, selection)
-                base = score_onnx(out / directory / run.baseline.artifact, selection)
-            drop = (base - score) if task.metric.higher_is_better else (score - base)
-            latency = run.final.latency[LATENCY_BATCH].median_ms
-            ratio = latency / run.baseline.latency[LATENCY_BATCH].median_ms
-            results.append(Candidate(label, directory, size, score, drop, latency, ratio))
-        result = choose(results, targets, selected_on_eval=selection is task)
+        store = CandidateStore(out, fingerprint("fit", task.name, seed, size_of, model_fingerprint(model)))
+        done = {t.directory: found for t in trials if resume and (found := store.load(t)) is not None}
+        missing = [t for t in trials if t.directory not in done]
+        by_directory = {t.directory: t for t in trials}
+        with progress_bar() as bar, chosen_executor.open(FitShared(model, task, seed, size_of)) as runner:
+            progress = bar.add_task("fit", total=len(trials), completed=len(done), status="")
+            for trial, finished in runner.run(run_fit_trial, missing):
+                done[trial.directory] = store.save(by_directory[trial.directory], finished)
+                bar.update(progress, advance=1, status=f"{trial.label}: {finished.size_bytes:,} B, drop {finished.drop:+.2f}")
+        results = [
+            Candidate(f.label, f.directory, f.size_bytes, f.score, f.drop, f.latency_ms, f.latency_ratio)
+            for f in (done[t.directory] for t in trials)
+        ]
+        result = choose(results, targets, selected_on_eval=done[trials[0].directory].selected_on_eval)
         _write(out, result, task)
     return result
 

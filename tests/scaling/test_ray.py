@@ -83,3 +83,15 @@ def test_without_ray_the_executor_says_how_to_install_it(monkeypatch, capsys, tm
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     assert main(["sweep", "--executor", "ray", "--out", str(tmp_path / "s")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --executor ray: Ray is not installed; install it with: pip install 'edgecompress[ray]'"
+
+
+def test_fit_on_ray_chooses_like_the_local_executor(local_ray, trained_cnn, digits, tmp_path):
+    import edgecompress as ec
+    from edgecompress.fit import fit
+
+    candidates = [("int8", [ec.Quantize()]), ("channels-75%", [ec.Prune(pattern="channel", amount=0.75)])]
+    local = fit(trained_cnn, digits, tmp_path / "l", max_bytes=30_000, size_of="onnx", candidates=candidates)
+    on_ray = fit(trained_cnn, digits, tmp_path / "r", max_bytes=30_000, size_of="onnx", candidates=candidates, executor="ray")
+    numbers = lambda result: [(c.label, c.size_bytes, c.score, c.drop, c.fits) for c in result.candidates]  # noqa: E731
+    assert numbers(on_ray) == numbers(local) and on_ray.chosen.label == local.chosen.label == "channels-75%"
+    assert (tmp_path / "r" / "candidates" / "02" / "final.onnx").read_bytes() == (tmp_path / "l" / "candidates" / "02" / "final.onnx").read_bytes()
