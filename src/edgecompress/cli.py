@@ -113,8 +113,10 @@ def inspect_command(
     console.print(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
-_JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each)."
-_EXECUTOR_HELP = "Where trials run: local (this machine, --jobs processes) or ray (a Ray cluster; pip install 'edgecompress\\[ray]')."  # \\[: not Rich markup
+_JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each) [default: the recipe's execution.jobs, else 1]."
+_RECIPE_HELP = "Take the model, weights, task, training, seed and execution settings from this recipe instead of the demo's digits CNN."
+_SEED_HELP = "Random seed [default: the recipe's, else 0]."
+_EXECUTOR_HELP = "Where trials run: local (this machine, --jobs processes) or ray (a Ray cluster; pip install 'edgecompress\\[ray]') [default: the recipe's execution.executor, else local]."  # \\[: not Rich markup
 _RAY_ADDRESS_HELP = "Ray cluster to use with --executor ray, e.g. ray://head:10001 or auto (default: start a local Ray instance)."
 
 
@@ -126,14 +128,17 @@ def sweep_command(
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, latency.csv, sweep.png and points/."),
     dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help=_JOBS_HELP),
-    executor: str = typer.Option("local", "--executor", help=_EXECUTOR_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP),
+    executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     latency_batch: int = typer.Option(256, "--latency-batch", min=1, help="Batch size at which every point's ONNX file is timed (ONNX Runtime, 1 thread, after the trials)."),
 ) -> None:
-    """Sparsity-vs-accuracy curves of the digits CNN, with and without fine-tuning, each method's sweet spot,
-    and smaller dense CNNs of the same parameter counts trained from scratch (does pruning win?).
+    """Sparsity-vs-accuracy curves of the demo's digits CNN (or a recipe's model), with and without fine-tuning,
+    each method's sweet spot, and smaller dense models of the same parameter counts trained from scratch (does
+    pruning win? built-in digits models only: they are the ones with a width to scale).
 
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
     interrupted sweep started again recomputes only what is missing. Points run in parallel with --jobs N
@@ -141,18 +146,19 @@ def sweep_command(
     Latency (latency.csv, third panel of the plot) is timed afterwards on this machine, as a ratio to the baseline.
     """
     from edgecompress.curves import sweep
-    from edgecompress.curves.executors import make_executor
     from edgecompress.files import check_output_dir
-    from edgecompress.models import DigitsCNN
+    from edgecompress.models import DigitsCNN, DigitsMLP
 
     level_values = _floats(levels, "--levels")
     method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
     check_output_dir(out)
-    chosen = make_executor(executor, jobs, ray_address)
-    model, task = _trained_demo_model(seed)
-    small = DigitsCNN if dense_baseline else None  # DigitsCNN(width): a class, so it can be sent to workers
-    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, seed, small_dense=small, executor=chosen,
-                   latency_batch=latency_batch)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    model, task = baseline.trained()
+    small = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}.get(baseline.model_name) if dense_baseline else None
+    if dense_baseline and small is None:
+        console.print(f"no smaller dense models: {baseline.model_name} is not a built-in model with a width to scale")
+    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, baseline.seed, small_dense=small,
+                   baseline_epochs=baseline.epochs, executor=baseline.executor, latency_batch=latency_batch)
     for row in result.dense_comparison:
         console.print(
             f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
@@ -171,25 +177,26 @@ def sensitivity_command(
     levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a layer's amount may cause."),
     out: Path = typer.Option(Path("runs/sensitivity"), "--out", help="Directory for sensitivity.json and sensitivity.png."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help=_JOBS_HELP),
-    executor: str = typer.Option("local", "--executor", help=_EXECUTOR_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP),
+    executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
 ) -> None:
-    """Prune each layer of the digits CNN alone at each level and measure the drop; suggest per-layer amounts.
+    """Prune each layer of the demo's digits CNN (or a recipe's model) alone at each level and measure the drop; suggest per-layer amounts.
 
     sensitivity.json holds a ready `prune` stage whose per_layer amounts give sensitive layers less sparsity.
     Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results.
     """
-    from edgecompress.curves.executors import make_executor
     from edgecompress.curves.sensitivity import layer_sensitivity
     from edgecompress.files import check_output_dir
 
     level_values = tuple(_floats(levels, "--levels"))
     check_output_dir(out)
-    chosen = make_executor(executor, jobs, ray_address)
-    model, task = _trained_demo_model(seed)
-    document = layer_sensitivity(model, task, out, level_values, tolerance, executor=chosen)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    model, task = baseline.trained()
+    document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor)
     amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
     console.print(f"per-layer amounts within {tolerance:g} ({document['scored_on']}): {amounts}")
     console.print(f"details: {out / 'sensitivity.json'}   plot: {out / 'sensitivity.png'}")
@@ -200,6 +207,34 @@ def _floats(text: str, field: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"{field}: cannot parse {text!r}; give comma-separated numbers, e.g. 0.5,0.8,0.9") from None
+
+
+class _Baseline:
+    """The model that sweep, sensitivity and fit compress, and where their trials run: the demo's digits CNN,
+    or a recipe's model/task/seed/execution; --executor/--jobs/--ray-address on the command line win over the
+    recipe's execution section. Everything is validated before any training."""
+
+    def __init__(self, recipe_path, seed, trust_pickle, executor, jobs, ray_address):
+        from edgecompress.curves.executors import make_executor
+        from edgecompress.recipe import load_recipe
+
+        self.recipe = load_recipe(recipe_path, seed) if recipe_path is not None else None
+        self.trust_pickle = trust_pickle
+        self.seed = self.recipe.seed if self.recipe else (seed or 0)
+        self.model_name = self.recipe.model if self.recipe else "digits-cnn"
+        train = self.recipe.train if self.recipe else None
+        self.epochs = train.epochs if train is not None else 40
+        if executor is None and jobs is None and ray_address is None and self.recipe is not None:
+            self.executor = self.recipe.execution.make()
+        else:
+            self.executor = make_executor(executor or "local", jobs or 1, ray_address)
+
+    def trained(self):
+        if self.recipe is None:
+            return _trained_demo_model(self.seed)
+        from edgecompress.recipe.run import recipe_baseline
+
+        return recipe_baseline(self.recipe, self.trust_pickle)
 
 
 def _trained_demo_model(seed: int):
@@ -225,15 +260,23 @@ def fit_command(
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Largest allowed metric drop vs the baseline (metric units); no limit if omitted."),
     size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx (the runnable file)."),
     out: Path = typer.Option(Path("runs/fit"), "--out", help="Directory for the candidates, fit.json and pareto.png."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP.replace("trials", "candidates")),
+    executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP.replace("trials", "candidates")),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the candidates a killed or finished run on --out already completed with the same settings."),
 ) -> None:
-    """Find the smallest compressed digits CNN within --max-size and/or --max-latency that loses at most --max-drop.
+    """Find the smallest compressed digits CNN (or a recipe's model) within --max-size and/or --max-latency that loses at most --max-drop.
 
     Trains the demo's baseline, runs candidate recipes from mild to aggressive, and returns the smallest one
     that meets every target, with the Pareto front of size vs accuracy; if none does, it says so and returns
     the best it found (the most accurate within the size/latency budget, else the one closest to it).
     A ratio latency budget compares each candidate with the baseline timed in the same run (trustworthy on a
     busy machine); an absolute one depends on the machine and its load.
+    Candidates run in parallel with --jobs N or on Ray with --executor ray (same sizes and scores); each is
+    saved as it finishes, and --resume reruns only the candidates a killed run had not finished.
     """
     from edgecompress.files import check_output_dir
     from edgecompress.fit import check_targets, fit
@@ -242,8 +285,10 @@ def fit_command(
     budget = parse_size(max_size, field="--max-size") if max_size is not None else None
     check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
-    model, task = _trained_demo_model(seed)
-    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=seed, max_latency=max_latency)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    model, task = baseline.trained()
+    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
+                 executor=baseline.executor, resume=resume)
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
 

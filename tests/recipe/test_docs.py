@@ -14,3 +14,10 @@ def test_every_stage_field_is_documented(config):
     section = DOC.split(f"### {config.model_fields['stage'].default}", 1)[1].split("\n### ", 1)[0]
     missing = [f for f in config.model_fields if f != "stage" and f"`{f}`" not in section]
     assert missing == []
+
+
+def test_every_execution_field_is_documented():
+    from edgecompress.recipe.schema import Execution
+
+    section = DOC.split("## Execution", 1)[1].split("\n## ", 1)[0]
+    assert [f for f in Execution.model_fields if f"`{f}`" not in section] == []

@@ -29,6 +29,23 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
     >>> run_recipe(load_recipe("examples/digits.yaml"), "runs/digits")  # doctest: +SKIP
     """
     check_output_dir(out_dir)
+    loaded, task = resolve_recipe(recipe, trust_pickle)
+    model = loaded.module
+    check_stages(model, recipe.stages, has_data=task.train_loader is not None)
+    with owned_run_dir(out_dir) as out:
+        if not resume:
+            clear_checkpoints(out)
+        if recipe.train is not None:
+            model = _trained(model, task, recipe, out, resume)
+        arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
+        # checkpoints were cleared above unless resuming, so compress may always look for them
+        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True)
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    return result
+
+
+def resolve_recipe(recipe: Recipe, trust_pickle: bool = False):
+    """The recipe's model (as `load_model` returns it) and task; both problems reported at once if both fail."""
     seed_everything(recipe.seed)  # before the model is built: its initial weights come from the seed
     problems = []
     loaded = task = None
@@ -42,18 +59,18 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
         problems.append(str(exc))
     if problems:
         raise UserError("recipe: " + "; ".join(problems))
+    return loaded, task
+
+
+def recipe_baseline(recipe: Recipe, trust_pickle: bool = False):
+    """The recipe's model, trained as its `train` section says (or as loaded), in eval mode, and its task:
+    the baseline that `sweep`, `sensitivity` and `fit --recipe` compress."""
+    loaded, task = resolve_recipe(recipe, trust_pickle)
     model = loaded.module
-    check_stages(model, recipe.stages, has_data=task.train_loader is not None)
-    with owned_run_dir(out_dir) as out:
-        if not resume:
-            clear_checkpoints(out)
-        if recipe.train is not None:
-            model = _trained(model, task, recipe, out, resume)
-        arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
-        # checkpoints were cleared above unless resuming, so compress may always look for them
-        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True)
-        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
-    return result
+    if recipe.train is not None:
+        console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
+        train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    return model.eval(), task
 
 
 def _trained(model, task, recipe: Recipe, out: Path, resume: bool):

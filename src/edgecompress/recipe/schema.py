@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecompress.pipeline.stages import AnyStage
 
@@ -15,6 +15,40 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     epochs: int = Field(40, ge=1, le=10_000)
     lr: float = Field(2e-3, gt=0.0, le=10.0)
+
+
+class Execution(BaseModel):
+    """Where the trials of `sweep`, `sensitivity` and `fit --recipe` run (a single `run` has no trials to spread).
+
+    >>> Execution(executor="ray", ray_address="auto", cpus_per_trial=2).jobs
+    1
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    executor: Literal["local", "ray"] = "local"
+    jobs: int = Field(1, ge=1, le=1024, description="local worker processes (executor local)")
+    ray_address: Optional[str] = Field(None, description="Ray cluster address, e.g. auto or ray://head:10001 (default: a local instance)")
+    cpus_per_trial: float = Field(1.0, gt=0.0, description="CPUs each Ray task declares")
+    gpus_per_trial: float = Field(0.0, ge=0.0, description="GPUs each Ray task declares")
+    max_retries: int = Field(3, ge=0, le=100, description="times Ray reruns a trial whose worker died")
+
+    @model_validator(mode="after")
+    def _applies(self):
+        if self.executor == "local" and self.ray_address is not None:
+            raise ValueError("ray_address is only used with executor ray")
+        if self.executor == "ray" and self.jobs != 1:
+            raise ValueError("jobs is for executor local; Ray runs as many trials at once as the cluster has CPUs")
+        return self
+
+    def make(self):
+        """The executor these settings describe."""
+        from edgecompress.curves.executors import make_executor
+
+        if self.executor == "ray":
+            from edgecompress.curves.ray_executor import RayExecutor
+
+            return RayExecutor(self.ray_address, self.cpus_per_trial, self.gpus_per_trial, self.max_retries)
+        return make_executor("local", self.jobs)
 
 
 class Recipe(BaseModel):
@@ -31,3 +65,4 @@ class Recipe(BaseModel):
     train: Optional[TrainSettings] = None
     seed: int = Field(0, ge=0)
     stages: list[Annotated[AnyStage, Field(discriminator="stage")]] = Field(min_length=1)
+    execution: Execution = Field(default_factory=Execution, description="where sweep/sensitivity/fit trials run")
