@@ -11,32 +11,39 @@ import contextlib
 import copy
 import io
 import logging
+import multiprocessing
 import resource
 import shutil
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import onnx
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
 from benchmarks.pareto import pareto_chart
 from edgecompress.encoders.artifact import embed_feeds
 from edgecompress.encoders.batches import token_batches
+from edgecompress.delivery import pack
 from edgecompress.encoders.compress import compress_encoder
 from edgecompress.encoders.corpus import docstring_corpus
+from edgecompress.encoders.distill import distill
 from edgecompress.encoders.export import export_encoder
 from edgecompress.encoders.fidelity import fidelity
 from edgecompress.encoders.model_dir import load_encoder
 from edgecompress.encoders.recipe import route_recipe
 from edgecompress.measure.latency import measure_feed_latencies
+from edgecompress.measure.params import count_nonzero_params, count_params
 
 OUT = Path("runs/bench-minilm")
 # Distillation runs a fixed 4 epochs over 6,000 sentences (752 steps, ~3.5 minutes on an idle 2-core box)
 # instead of the routes' 240 s budget: the fidelity numbers then do not depend on how busy the machine is.
 DISTILL_EPOCHS = 4
 DISTILL = {"distill_seconds": 3600, "distill_epochs": DISTILL_EPOCHS}
+TRAIN_SENTENCES = 6000  # the distilled routes' default (encoders/recipe.py), also for PyTorch prune + distillation
+CALIBRATION_SENTENCES = 256
 ROUTES = [
     ("edgecompress int8 (outlier smoothing, int8 embeddings)", "int8", {}),
     ("edgecompress int4 + int4 embeddings, no distillation", "int4", {"distill_seconds": 0}),
@@ -50,9 +57,12 @@ def run() -> dict:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     loaded = load_encoder()
-    corpus = docstring_corpus()
-    eval_feeds = token_batches(loaded.tokenizer, corpus.eval, 32, loaded.max_length)
+    corpus = docstring_corpus(n_train=TRAIN_SENTENCES)
+    tokens = lambda sentences: token_batches(loaded.tokenizer, sentences, 32, loaded.max_length)  # noqa: E731
+    eval_feeds = tokens(corpus.eval)
     files: list[tuple[str, Path, float]] = []
+    dense = (count_params(loaded.model), count_nonzero_params(loaded.model))
+    counts: dict[str, tuple[int, int]] = {}  # label -> (params, non-zero params) of the model the file holds
 
     start = time.perf_counter()
     plain = plain_export(loaded.model, OUT / "fp32-plain.onnx")
@@ -71,22 +81,35 @@ def run() -> dict:
             quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         files.append((label, target, time.perf_counter() - start))
-    files += _pytorch_and_torch_pruning_files(loaded.model)
+    start = time.perf_counter()
+    target = _ort_static(plain, OUT / "ort-static-qdq-pc.onnx", tokens(corpus.train[:CALIBRATION_SENTENCES]))
+    files.append((f"ORT quantize_static, QDQ, per-channel, minmax, {CALIBRATION_SENTENCES} calibration sentences, on the plain export",
+                  target, time.perf_counter() - start))
+    baseline_labels = [label for label, _, _ in files]
+    counts.update({label: dense for label in baseline_labels})
+    built = _pytorch_and_torch_pruning_files(loaded.model, tokens(corpus.train))
+    files += [(label, path, seconds) for label, path, seconds, _ in built]
+    counts.update({label: count for label, _, _, count in built})
     for label, route, overrides in ROUTES:
         start = time.perf_counter()
         folder = OUT / f"{route}-{overrides.get('distill_epochs', overrides.get('distill_seconds', 'default'))}"
         with contextlib.redirect_stderr(io.StringIO()):
-            compress_encoder(route_recipe(route, **overrides), folder, encoder=loaded)
+            result = compress_encoder(route_recipe(route, **overrides), folder, encoder=loaded)
         files.append((label, folder / "artifact" / "model.onnx", time.perf_counter() - start))
+        counts[label] = (result.final["params"], result.final["params"])  # the routes remove weights physically or not at all
 
     reference = torch.from_numpy(embed_feeds(plain, eval_feeds))
     first = eval_feeds[0]
     one = {k: v[:1, : int(first["attention_mask"][0].sum())] for k, v in first.items()}
     latencies = measure_feed_latencies([p for _, p, _ in files], {1: one, 32: first}, rounds=15)
+    # packing a 91 MB file takes about a minute of LZMA: two processes, after the timing (which needs the cores)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        packed_sizes = list(pool.map(_packed_bytes, [p for _, p, _ in files]))
     rows = []
-    for (label, path, seconds), latency in zip(files, latencies):
+    for (label, path, seconds), latency, packed in zip(files, latencies, packed_sizes):
         fid = fidelity(reference, torch.from_numpy(embed_feeds(path, eval_feeds)))
-        rows.append({"label": label, "bytes": path.stat().st_size, "seconds": seconds, **fid.to_json(),
+        rows.append({"label": label, "bytes": path.stat().st_size, "packed_bytes": packed, "seconds": seconds, **fid.to_json(),
+                     "params": counts[label][0], "nonzero": counts[label][1], "macs_per_token": linear_macs_per_token(path),
                      "latency": {b: (lat.median_ms, lat.spread) for b, lat in latency.items()}})
     torch_rows = _torchao_rows(loaded.model, eval_feeds, reference, one, first)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -95,25 +118,81 @@ def run() -> dict:
     return {"rows": rows, "torch_rows": torch_rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape), "figure": figure}
 
 
+def _packed_bytes(path: Path) -> int:
+    return pack(path, path.with_name(path.stem + ".ecz")).packed_bytes
+
+
 def _encoder_linears(model) -> list[torch.nn.Linear]:
     return [m for layer in model.backbone.encoder.layer for m in layer.modules() if isinstance(m, torch.nn.Linear)]
 
 
-def _pytorch_and_torch_pruning_files(model) -> list[tuple[str, Path, float]]:
-    """What a user gets from the built-ins without fine-tuning: PyTorch's global L1 masks (50% of the encoder
-    layers' Linear weights) and Torch-Pruning's FFN neurons -50% (L2 group importance), plain exports."""
+def _ort_static(source: Path, target: Path, calibration: list[dict]) -> Path:
+    """ONNX Runtime's static int8 as its documentation has a user do it: pre-process, then quantize_static."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    prepared = target.with_name(target.stem + "-preprocessed.onnx")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)  # fails on dynamo exports: "Incomplete symbolic shape inference"
+        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    prepared.unlink()
+    return target
+
+
+def linear_macs_per_token(path: Path) -> int:
+    """Multiply-accumulates per token of the file's weight matrix products (MatMul/Gemm with a constant weight,
+    in any of their quantized forms): what the kernels that run really compute. A masked zero still costs its
+    MAC (dense kernels); a removed neuron does not. Attention's score and value products (2 x sequence x 384
+    per layer and token) come on top and are the same for every row."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {i.name: list(i.dims) for i in graph.initializer}
+    for node in graph.node:  # a QDQ weight reaches its MatMul through DequantizeLinear
+        if node.op_type == "DequantizeLinear" and node.input[0] in shapes:
+            shapes[node.output[0]] = shapes[node.input[0]]
+    weight_input = {"MatMul": 1, "Gemm": 1, "MatMulInteger": 1, "DynamicQuantizeMatMul": 1, "QLinearMatMul": 3}
+    total = 0
+    for node in graph.node:
+        if node.op_type == "MatMulNBits":
+            attributes = {a.name: a.i for a in node.attribute}
+            total += attributes["K"] * attributes["N"]
+        elif node.op_type in weight_input and len(node.input) > weight_input[node.op_type]:
+            dims = shapes.get(node.input[weight_input[node.op_type]])
+            if dims is not None and len(dims) == 2:
+                total += dims[0] * dims[1]
+    return total
+
+
+def _pytorch_and_torch_pruning_files(model, train_feeds) -> list[tuple[str, Path, float, tuple[int, int]]]:
+    """What a user gets from the built-ins: PyTorch's global L1 masks (50% of the encoder layers' Linear
+    weights), without and with fine-tuning (distillation to the original, masks held by PyTorch's own
+    hooks, same settings as edgecompress's routes), and Torch-Pruning's FFN neurons -50% (L2 group
+    importance); plain exports."""
     import torch_pruning as tp
     from torch.nn.utils import prune
 
     files = []
-    start = time.perf_counter()
-    masked = copy.deepcopy(model)
-    layers = [(m, "weight") for m in _encoder_linears(masked)]
-    prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=0.5)
-    for module, name in layers:
-        prune.remove(module, name)
-    path = plain_export(masked, OUT / "torch-prune-l1-50.onnx")
-    files.append(("PyTorch prune: global L1 50% of encoder Linear weights, no fine-tune", path, time.perf_counter() - start))
+    for epochs in (0, DISTILL_EPOCHS):
+        start = time.perf_counter()
+        masked = copy.deepcopy(model)
+        layers = [(m, "weight") for m in _encoder_linears(masked)]
+        prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=0.5)
+        if epochs:
+            masked.backbone.get_input_embeddings().weight.requires_grad_(False)
+            with contextlib.redirect_stderr(io.StringIO()):
+                distill(masked, model, train_feeds, epochs=epochs, description="PyTorch prune + distillation")
+        for module, name in layers:
+            prune.remove(module, name)
+        path = plain_export(masked, OUT / f"torch-prune-l1-50-{epochs}.onnx")
+        label = f"PyTorch prune: global L1 50% of encoder Linear weights, {f'distilled {epochs} epochs' if epochs else 'no fine-tune'}"
+        files.append((label, path, time.perf_counter() - start, (count_params(masked), count_nonzero_params(masked))))
 
     start = time.perf_counter()
     slim = copy.deepcopy(model)
@@ -123,7 +202,7 @@ def _pytorch_and_torch_pruning_files(model) -> list[tuple[str, Path, float]]:
     tp.pruner.MetaPruner(slim, (ids, torch.ones_like(ids)), importance=tp.importance.GroupMagnitudeImportance(p=2),
                          pruning_ratio=0.5, ignored_layers=ignored, root_module_types=[torch.nn.Linear]).step()
     path = plain_export(slim, OUT / "torch-pruning-ffn-50.onnx")
-    files.append(("Torch-Pruning: FFN neurons -50% (L2), no fine-tune", path, time.perf_counter() - start))
+    files.append(("Torch-Pruning: FFN neurons -50% (L2), no fine-tune", path, time.perf_counter() - start, (count_params(slim), count_nonzero_params(slim))))
     return files
 
 
@@ -159,7 +238,7 @@ def _torchao_rows(model, eval_feeds, reference, one: dict, first: dict) -> list[
     torch.save(quantized.state_dict(), saved)
     fid = fidelity(reference, vectors.float())
     return [{"label": "PyTorch-recommended int8: torchao int8 dynamic activations + int8 weights (runs in PyTorch)",
-             "bytes": saved.stat().st_size, "seconds": seconds, **fid.to_json(), "latency": latency}]
+             "bytes": saved.stat().st_size, "seconds": seconds, **fid.to_json(), "latency": latency, "params": count_params(model)}]
 
 
 def plain_export(model, path: Path) -> Path:
@@ -185,24 +264,29 @@ def markdown(result: dict) -> str:
         "(mean and 5th-percentile cosine, overlap@10 of nearest neighbours, 200 queries); every number is",
         "measured on the ONNX file in ONNX Runtime. Latency: one interleaved timing of all files (1 thread),",
         f"batch 1 and batch 32 (a {result['batch_tokens'][0]}x{result['batch_tokens'][1]}-token batch), as a ratio",
-        "to the plain fp32 export, with the absolute median. Time: export/quantization/distillation time.",
+        "to the plain fp32 export, with the absolute median (\"spread > 20%\" when the interquartile range of the",
+        "repeats exceeds 20% of it). Packed: the ONNX file as edgecompress's .ecz. MACs/token: the weight matrix",
+        "products the file runs per token (attention's own products come on top, the same for every row). Time:",
+        "export/quantization/distillation time.",
         "",
-        "| method | cos mean | cos p5 | overlap@10 | ONNX file | smaller | latency b1 | latency b32 | b32 median | time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | cos mean | cos p5 | overlap@10 | ONNX file | smaller | packed | params | non-zero | MACs/token | latency b1 | latency b32 | b32 median | time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lat = r["latency"]
         noisy = " (spread > 20%)" if max(lat[1][1], lat[32][1]) > 0.2 else ""
         lines.append(
             f"| {r['label']} | {r['cosine_mean']:.4f} | {r['cosine_p5']:.4f} | {r['overlap_at_10']:.3f} | "
-            f"{r['bytes'] / 1e6:.1f} MB | {rows[0]['bytes'] / r['bytes']:.2f}x | {lat[1][0] / ref[1][0]:.2f}x | "
+            f"{r['bytes'] / 1e6:.1f} MB | {rows[0]['bytes'] / r['bytes']:.2f}x | {r['packed_bytes'] / 1e6:.1f} MB | "
+            f"{r['params'] / 1e6:.2f}M | {r['nonzero'] / 1e6:.2f}M | {r['macs_per_token'] / 1e6:.2f}M | {lat[1][0] / ref[1][0]:.2f}x | "
             f"{lat[32][0] / ref[32][0]:.2f}x{noisy} | {lat[32][0]:.1f} ms | {r['seconds']:.0f} s |"
         )
     for r in result.get("torch_rows", []):
         lat = r["latency"]
         lines.append(
             f"| {r['label']} | {r['cosine_mean']:.4f} | {r['cosine_p5']:.4f} | {r['overlap_at_10']:.3f} | "
-            f"{r['bytes'] / 1e6:.1f} MB (saved state_dict) | {rows[0]['bytes'] / r['bytes']:.2f}x | {lat[1][1]:.2f}x of PyTorch fp32 | "
+            f"{r['bytes'] / 1e6:.1f} MB (saved state_dict) | {rows[0]['bytes'] / r['bytes']:.2f}x | - | {r['params'] / 1e6:.2f}M | "
+            f"{r['params'] / 1e6:.2f}M | - | {lat[1][1]:.2f}x of PyTorch fp32 | "
             f"{lat[32][1]:.2f}x of PyTorch fp32 | {lat[32][0]:.1f} ms | {r['seconds']:.0f} s |"
         )
     if "figure" in result:
