@@ -34,7 +34,7 @@ def channel_pruner(
     """A Torch-Pruning pruner that removes `amount` of the output channels of `layers` over `steps` calls.
 
     With `round_to` (layer scope), every pruned layer keeps a multiple of that many channels, at least one
-    multiple: on this machine a CNN with 22/44 channels ran 1.46x slower than with 32/64 (FINDINGS).
+    multiple: on this machine a CNN with 22/44 channels ran 1.4x slower than with 32/64 (BENCHMARKS.md, "sparsity sweep").
     """
     if criterion not in CHANNEL_CRITERIA:
         raise UserError(f"prune.criterion: {criterion!r} does not apply to pattern channel; use one of {', '.join(CHANNEL_CRITERIA)}")
