@@ -31,7 +31,7 @@ def run() -> dict:
         seconds = time.perf_counter() - start
         FIGURES.mkdir(exist_ok=True)
         shutil.copy(Path(out) / "sweep.png", FIGURES / "sweep-digits-cnn.png")
-    return {**result.to_json(), "latency": {k: asdict(v) for k, v in result.latencies.items()}, "seconds": seconds}
+    return {**result.to_json(), "latency": {k: {**asdict(v), "noisy": v.noisy} for k, v in result.latencies.items()}, "seconds": seconds}
 
 
 def markdown(result: dict) -> str:
@@ -60,7 +60,7 @@ def markdown(result: dict) -> str:
             raw = next(p for p in points if p["method"] == method and p["level"] == level and not p["finetuned"])
             tuned = next(p for p in points if p["method"] == method and p["level"] == level and p["finetuned"])
             timing = latency[point_key(method, level, True)]
-            noisy = " (noisy)" if timing["p75_ms"] - timing["p25_ms"] > 0.2 * timing["median_ms"] else ""
+            noisy = " (noisy)" if timing["noisy"] else ""
             row = dense.get(level) if method == "unstructured" else None
             dense_latency = latency[point_key("dense-small", level, True)]["ratio_to_baseline"] if row else None
             versus = f"{row['dense_score']:.2f}% ({row['dense_params']:,}, {dense_latency:.2f}x)" if row else "-"

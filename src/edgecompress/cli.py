@@ -210,47 +210,30 @@ def _floats(text: str, field: str) -> list[float]:
 
 
 class _Baseline:
-    """The model that sweep, sensitivity and fit compress, and where their trials run: the demo's digits CNN,
-    or a recipe's model/task/seed/execution; --executor/--jobs/--ray-address on the command line win over the
-    recipe's execution section. Everything is validated before any training."""
+    """The model that sweep, sensitivity and fit compress, and where their trials run: the recipe's model, task,
+    seed and execution, or the demo's recipe (the digits CNN) without --recipe; --executor/--jobs/--ray-address
+    on the command line win over the recipe's execution section. Everything is validated before any training."""
 
     def __init__(self, recipe_path, seed, trust_pickle, executor, jobs, ray_address):
         from edgecompress.curves.executors import make_executor
+        from edgecompress.demo import demo_recipe
         from edgecompress.recipe import load_recipe
 
-        self.recipe = load_recipe(recipe_path, seed) if recipe_path is not None else None
+        self.recipe = load_recipe(recipe_path, seed) if recipe_path is not None else demo_recipe(seed or 0)
         self.trust_pickle = trust_pickle
-        self.seed = self.recipe.seed if self.recipe else (seed or 0)
-        self.model_name = self.recipe.model if self.recipe else "digits-cnn"
-        train = self.recipe.train if self.recipe else None
-        self.epochs = train.epochs if train is not None else 40
-        if executor is None and jobs is None and ray_address is None and self.recipe is not None:
+        self.seed = self.recipe.seed
+        self.model_name = self.recipe.model
+        self.epochs = self.recipe.train.epochs if self.recipe.train is not None else 40
+        if executor is None and jobs is None and ray_address is None:
             self.executor = self.recipe.execution.make()
         else:
             self.executor = make_executor(executor or "local", jobs or 1, ray_address)
 
     def trained(self):
-        if self.recipe is None:
-            return _trained_demo_model(self.seed)
+        """The recipe's model trained as its `train` section says (the demo's: 40 epochs), and its task."""
         from edgecompress.recipe.run import recipe_baseline
 
         return recipe_baseline(self.recipe, self.trust_pickle)
-
-
-def _trained_demo_model(seed: int):
-    """The demo's digits CNN, trained as the demo trains it (the baseline every curve is compared with)."""
-    from edgecompress.demo import demo_recipe
-    from edgecompress.models import load_model
-    from edgecompress.seeding import seed_everything
-    from edgecompress.tasks.registry import load_task
-    from edgecompress.train import train_epochs
-
-    recipe = demo_recipe(seed)
-    seed_everything(seed)
-    model = load_model(recipe.model).module
-    task = load_task(recipe.task, seed)
-    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
-    return model.eval(), task
 
 
 @app.command("fit")

@@ -199,11 +199,10 @@ def fit(
         store = CandidateStore(out, fingerprint("fit", task.name, seed, size_of, model_fingerprint(model)))
         done = {t.directory: found for t in trials if resume and (found := store.load(t)) is not None}
         missing = [t for t in trials if t.directory not in done]
-        by_directory = {t.directory: t for t in trials}
         with progress_bar() as bar, chosen_executor.open(FitShared(model, task, seed, size_of)) as runner:
             progress = bar.add_task("fit", total=len(trials), completed=len(done), status="")
             for trial, finished in runner.run(run_fit_trial, missing):
-                done[trial.directory] = store.save(by_directory[trial.directory], finished)
+                done[trial.directory] = store.save(trial, finished)
                 bar.update(progress, advance=1, status=f"{trial.label}: {finished.size_bytes:,} B, drop {finished.drop:+.2f}")
         results = [
             Candidate(f.label, f.directory, f.size_bytes, f.score, f.drop, f.latency_ms, f.latency_ratio)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.curves.points import SweepPoint
@@ -49,7 +49,6 @@ def latency_csv(latencies: dict[str, PointLatency]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["point", "batch", "median_ms", "p25_ms", "p75_ms", "ratio_to_baseline", "noisy"])
     for key, lat in latencies.items():
-        row = asdict(lat)
-        writer.writerow([key, row["batch"], f"{lat.median_ms:.4f}", f"{lat.p25_ms:.4f}", f"{lat.p75_ms:.4f}",
+        writer.writerow([key, lat.batch, f"{lat.median_ms:.4f}", f"{lat.p25_ms:.4f}", f"{lat.p75_ms:.4f}",
                          f"{lat.ratio_to_baseline:.3f}", "yes" if lat.noisy else ""])
     return buffer.getvalue()

@@ -68,9 +68,13 @@ def recipe_baseline(recipe: Recipe, trust_pickle: bool = False):
     loaded, task = resolve_recipe(recipe, trust_pickle)
     model = loaded.module
     if recipe.train is not None:
-        console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
-        train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+        _train(model, task, recipe)
     return model.eval(), task
+
+
+def _train(model, task, recipe: Recipe) -> None:
+    console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
+    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
 
 
 def _trained(model, task, recipe: Recipe, out: Path, resume: bool):
@@ -80,7 +84,6 @@ def _trained(model, task, recipe: Recipe, out: Path, resume: bool):
     if loaded is not None:
         console.log("baseline: resumed the trained weights from checkpoints/")
         return loaded[1]
-    console.log(f"training {recipe.model} for {recipe.train.epochs} epochs")
-    train_epochs(model, task, recipe.train.epochs, lr=recipe.train.lr, description="baseline")
+    _train(model, task, recipe)
     save_checkpoint(out, TRAINED_KEY, fp, {}, model)
     return model
