@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench bench-quick clean
+.PHONY: install demo test bench bench-quick clean emulators
+# Emulated CPUs for `edgecompress verify` and the int8 tests: qemu-user, and an arm64 Python with numpy and
+# onnxruntime (tools/emulation/setup-arm64.sh: Debian's arm64 python3.11 + PyPI's aarch64 wheels, ~64 MB).
+EMULATION_DIR ?= $(HOME)/.cache/edgecompress/emulation
 
 # torch is pinned to the CPU build 2.13.0 through constraints.txt (a newer torch would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -23,8 +26,13 @@ demo: install
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
-test: install chromium
-	$(PY) -m pytest -q
+# qemu-user comes from Debian, as chromium does (root on CI; elsewhere run `sudo make emulators` once).
+emulators: install
+	@command -v qemu-x86_64 >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user; }
+	PIP="$(VENV)/bin/pip" bash tools/emulation/setup-arm64.sh "$(EMULATION_DIR)/arm64"
+
+test: install chromium emulators
+	EDGECOMPRESS_EMULATION_DIR="$(EMULATION_DIR)" $(PY) -m pytest -q
 
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
