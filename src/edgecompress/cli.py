@@ -12,6 +12,7 @@ import pydantic
 import typer
 
 from edgecompress.errors import RunFailure, UserError
+from edgecompress.runtime.targets import check_target
 from rich.console import Console
 
 
@@ -33,10 +34,17 @@ def _root(
     _options["debug"] = debug
 
 
+_TARGET_HELP = (
+    "CPU class the int8 artifact must compute exactly on: portable (every class), auto (this machine), "
+    "x86-avx2 (x86 without VNNI), x86-vnni, arm64 [default: the recipe's, else portable]."
+)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for artifacts, metrics.json and the report."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same models and scores."),
+    target: str = typer.Option("portable", "--target", help=_TARGET_HELP),
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, train ternary weights, quantize to int8, and
     measure it all in ONNX Runtime.
@@ -47,7 +55,7 @@ def demo(
     from edgecompress.demo import run_demo
     from edgecompress.summary import run_summary_table
 
-    result = run_demo(out, seed=seed)
+    result = run_demo(out, seed=seed, target=check_target(target))
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
@@ -59,6 +67,7 @@ def run_command(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
     resume: bool = typer.Option(False, "--resume", help="Reuse the trained baseline and finished stages of an earlier (killed) run in --out."),
+    target: Optional[str] = typer.Option(None, "--target", help=_TARGET_HELP),
 ) -> None:
     """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
 
@@ -68,7 +77,7 @@ def run_command(
     from edgecompress.recipe import load_recipe, run_recipe
     from edgecompress.summary import run_summary_table
 
-    loaded = load_recipe(recipe, seed=seed)
+    loaded = load_recipe(recipe, seed=seed, target=check_target(target) if target else None)
     result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
@@ -250,6 +259,7 @@ def fit_command(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     resume: bool = typer.Option(False, "--resume", help="Keep the candidates a killed or finished run on --out already completed with the same settings."),
+    target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
 ) -> None:
     """Find the smallest compressed digits CNN (or a recipe's model) within --max-size and/or --max-latency that loses at most --max-drop.
 
@@ -271,7 +281,7 @@ def fit_command(
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
     model, task = baseline.trained()
     result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
-                 executor=baseline.executor, resume=resume)
+                 executor=baseline.executor, resume=resume, target=check_target(target))
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
 
@@ -287,6 +297,7 @@ def encoder_command(
     quantize: Optional[str] = typer.Option(None, "--quantize", help="none, int8 or int4 (overrides the route's choice)."),
     keep_float: Optional[int] = typer.Option(None, "--keep-float", help="int8 only: keep this many MatMuls in fp32, those with the worst int8 error on the calibration sentences (mixed precision; each costs 3 bytes per weight)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (corpus split, distillation order)."),
+    target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
 ) -> None:
     """Compress a sentence encoder (default: all-MiniLM-L6-v2, offline) and measure it against the original.
 
@@ -301,7 +312,7 @@ def encoder_command(
 
     recipe = route_recipe(route, distill_seconds=distill_seconds, ffn_fraction=ffn_fraction, head_fraction=head_fraction, quantize=quantize, keep_float=keep_float)
     check_output_dir(out)
-    result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed)
+    result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed, target=check_target(target))
     base, final = result.baseline, result.final
     fid = final["fidelity"]
     console.print(
@@ -342,6 +353,37 @@ def embed_command(
         with open(tmp, "wb") as handle:
             np.save(handle, vectors, allow_pickle=False)
     console.print(f"{len(texts)} embeddings of width {vectors.shape[1]} -> {out}")
+
+
+@app.command("verify")
+def verify_command(
+    artifact: Path = typer.Argument(..., help="The --out folder of run, demo or encoder."),
+    target: str = typer.Option("portable", "--target", help="CPU class to run it on: x86-avx2 (emulated by qemu on any x86 host), arm64 (emulated, after `make emulators`), x86-vnni (only on such a machine), auto (this machine), or portable (every class reachable here)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate at most this many samples (encoders: sentences, default 256)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="The recipe the run was made from, when its task is your own code (module:function)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Run a finished artifact on CPUs of other classes (emulated with qemu-user) and compare with this machine.
+
+    For each CPU class: the task metric computed from the outputs there, whether those outputs equal this
+    machine's bit for bit, and the share of integer-node outputs that are off by more than one step. Emulated
+    runs are never timed: emulated time is not a latency. Exit code 1 if any class computes differently.
+    """
+    from edgecompress.runtime.verify import verify
+
+    report = verify(artifact, check_target(target), limit=limit, recipe=recipe)
+    if as_json:
+        console.print_json(json.dumps(report.to_json()))
+    else:
+        lines = [f"{report.artifact} ({report.metric}); this machine: {report.host_class}"]
+        for result in report.results:
+            same = "outputs identical to this machine's" if result.max_output_difference == 0 else f"outputs differ by up to {result.max_output_difference:.4g}"
+            lines.append(f"  {result.cpu_class}: {report.metric} {result.score:.4f}, {same}; {result.exactness.summary()}")
+        lines += [f"  {cpu_class}: not run here: {why}" for cpu_class, why in report.unreachable.items()]
+        for line in lines:  # whole lines: the terminal wraps them, a log keeps them
+            console.print(line, soft_wrap=True, markup=False)
+    if not report.consistent:
+        raise typer.Exit(1)
 
 
 @app.command("pack")

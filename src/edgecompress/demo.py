@@ -8,18 +8,19 @@ from edgecompress.pipeline.run import RunResult
 from edgecompress.pipeline.stages import default_recipe
 from edgecompress.recipe.run import run_recipe
 from edgecompress.recipe.schema import Recipe, TrainSettings
+from edgecompress.runtime.targets import DEFAULT_TARGET
 
 
-def demo_recipe(seed: int = 0) -> Recipe:
+def demo_recipe(seed: int = 0, target: str = DEFAULT_TARGET) -> Recipe:
     """The demo as a recipe (examples/digits.yaml says the same): train 40 epochs (98.1-98.9% test accuracy
     over seeds 0-5), remove half the channels, fine-tune with distillation, train the weights onto a ternary
     grid (QAT), quantize to int8; the packed final file is then >= 40x smaller than the baseline ONNX file."""
-    return Recipe(model="digits-cnn", task="digits", train=TrainSettings(epochs=40, lr=2e-3), seed=seed, stages=default_recipe())
+    return Recipe(model="digits-cnn", task="digits", train=TrainSettings(epochs=40, lr=2e-3), seed=seed, target=target, stages=default_recipe())
 
 
-def run_demo(out_dir: str | Path = "runs/demo", seed: int = 0) -> RunResult:
+def run_demo(out_dir: str | Path = "runs/demo", seed: int = 0, target: str = DEFAULT_TARGET) -> RunResult:
     """Run the demo recipe into `out_dir`.
 
     >>> result = run_demo("runs/demo")  # doctest: +SKIP
     """
-    return run_recipe(demo_recipe(seed), out_dir)
+    return run_recipe(demo_recipe(seed, target), out_dir)

@@ -22,6 +22,7 @@ from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text
 from edgecompress.fit_trials import LATENCY_BATCH, CandidateStore, FitShared, FitTrial, run_fit_trial
 from edgecompress.pipeline.checkpoints import fingerprint, model_fingerprint
+from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.pipeline.run import check_stages, validate_recipe
 from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, StageConfig
 from edgecompress.plotting.canvas import figure
@@ -176,6 +177,7 @@ def fit(
     executor: str | Executor = "local",
     ray_address: str | None = None,
     resume: bool = False,
+    target: str = DEFAULT_TARGET,
 ) -> FitResult:
     """Run the candidates and choose. Scores for choosing come from `task.val_loader` when given; without one
     they come from the evaluation set, and the report says that the chosen model's numbers are optimistic.
@@ -196,10 +198,10 @@ def fit(
     chosen_executor = make_executor(executor, jobs, ray_address)
     trials = [FitTrial(f"candidates/{i:02d}", label, tuple(stages)) for i, (label, stages) in enumerate(candidates, start=1)]
     with owned_run_dir(out_dir) as out:
-        store = CandidateStore(out, fingerprint("fit", task.name, seed, size_of, model_fingerprint(model)))
+        store = CandidateStore(out, fingerprint("fit", task.name, seed, size_of, model_fingerprint(model), target))
         done = {t.directory: found for t in trials if resume and (found := store.load(t)) is not None}
         missing = [t for t in trials if t.directory not in done]
-        with progress_bar() as bar, chosen_executor.open(FitShared(model, task, seed, size_of)) as runner:
+        with progress_bar() as bar, chosen_executor.open(FitShared(model, task, seed, size_of, check_target(target))) as runner:
             progress = bar.add_task("fit", total=len(trials), completed=len(done), status="")
             for trial, finished in runner.run(run_fit_trial, missing):
                 done[trial.directory] = store.save(trial, finished)

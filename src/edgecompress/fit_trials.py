@@ -22,6 +22,7 @@ from torch import nn
 from edgecompress.evaluate import score_onnx
 from edgecompress.files import atomic_write_text
 from edgecompress.pipeline.checkpoints import fingerprint
+from edgecompress.runtime.targets import DEFAULT_TARGET
 from edgecompress.pipeline.stages import StageConfig
 from edgecompress.tasks.task import Task
 
@@ -37,6 +38,7 @@ class FitShared:
     task: Task
     seed: int
     size_of: str
+    target: str = DEFAULT_TARGET  # the CPU class int8 candidates are made exact for
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def run_fit_trial(shared: FitShared, trial: FitTrial) -> FinishedCandidate:
     task = shared.task
     selection = task.scored_on(task.val_loader) if task.val_loader is not None else task
     with tempfile.TemporaryDirectory(prefix="edgecompress-candidate-") as folder:
-        run = compress(shared.model, task, list(trial.stages), folder, seed=shared.seed)
+        run = compress(shared.model, task, list(trial.stages), folder, seed=shared.seed, target=shared.target)
         size = run.final.storage_bytes if shared.size_of == "packed" else run.final.artifact_bytes
         if selection is task:
             score, base = run.final.score, run.baseline.score

@@ -31,6 +31,8 @@ from edgecompress.measure.params import count_params
 from edgecompress.progress import console
 from edgecompress.report.metrics import environment
 from edgecompress.rundir import owned_run_dir
+from edgecompress.quantize.exact_int8 import ensure_exact_int8
+from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.seeding import seed_everything
 
 EVAL_SENTENCES = 2000
@@ -44,11 +46,13 @@ class EncoderResult:
     baseline: dict
     final: dict
     steps: dict = field(default_factory=dict)
+    target: str = DEFAULT_TARGET
 
     def to_json(self) -> dict:
         return {
             "task": "sentence-encoder fidelity",
             "recipe": self.recipe.model_dump(),
+            "target": self.target,
             "baseline": self.baseline,
             "final": self.final,
             "steps": self.steps,
@@ -71,20 +75,22 @@ def compress_encoder(
     model_dir: str | Path | None = None,
     seed: int = 0,
     encoder: LoadedEncoder | None = None,
+    target: str = DEFAULT_TARGET,
 ) -> EncoderResult:
     """Compress the encoder in `model_dir` (default: the bundled all-MiniLM-L6-v2) as `recipe` says.
 
-    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`.
+    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`. An int8
+    artifact is made exact on the CPU class `target` names and checked for it (`runtime/targets.py`).
 
     >>> result = compress_encoder(ROUTES["int8"], "runs/minilm-int8")  # doctest: +SKIP
     >>> result.final["fidelity"]["cosine_mean"]  # doctest: +SKIP
     """
     loaded = encoder or load_encoder(model_dir)
     with owned_run_dir(out_dir) as out:
-        return _compress(recipe, loaded, out, seed)
+        return _compress(recipe, loaded, out, seed, check_target(target))
 
 
-def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int) -> EncoderResult:
+def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int, target: str) -> EncoderResult:
     seed_everything(seed)
     corpus = docstring_corpus(n_eval=EVAL_SENTENCES, n_train=recipe.train_sentences, seed=seed)
     tokens = lambda sentences: token_batches(loaded.tokenizer, sentences, 32, loaded.max_length)  # noqa: E731
@@ -127,7 +133,17 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
     final_path = out / "artifact" / MODEL_FILE
     start = time.perf_counter()
     if recipe.quantize == "int8":
-        steps["quantize"] = quantize_encoder_int8(with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float).details
+        details: dict = {}
+
+        def write(weight_bits: int) -> Path:
+            details.update(quantize_encoder_int8(
+                with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float, weight_bits=weight_bits
+            ).details)
+            return final_path
+
+        # the check runs a few sentences: every integer node's inputs and outputs are kept for it
+        details["int8"] = ensure_exact_int8(write, (_first(feed, 8) for feed in calibration), target, "quantize")
+        steps["quantize"] = details
     elif recipe.quantize == "int4":
         steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
     else:
@@ -143,7 +159,7 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
     base_lat, final_lat = measure_feed_latencies([baseline_path, final_path], latency_feeds, rounds=15)
     baseline = _measurement("baseline/model.onnx", baseline_path, count_params(loaded.model), fidelity(reference, reference), base_lat)
     final = _measurement("artifact/model.onnx", final_path, params, fidelity(reference, compressed), final_lat)
-    result = EncoderResult(out, recipe, baseline, final, steps)
+    result = EncoderResult(out, recipe, baseline, final, steps, target)
     atomic_write_text(out / "metrics.json", json.dumps(result.to_json(), indent=2) + "\n")
     return result
 

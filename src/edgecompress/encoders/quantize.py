@@ -40,8 +40,14 @@ def quantize_encoder_int8(
     outlier_channels: int = 8,
     embedding_block_size: int = 128,
     keep_float: int = 0,
+    weight_bits: int = 7,
+    gptq: bool = True,
 ) -> QuantizedEncoder:
     """int8 encoder: outlier smoothing from `calibration` batches, dynamic int8 MatMuls, int8 embeddings.
+
+    `weight_bits` 7 (weights within +-64) is exact on every CPU class, 8 only on VNNI (`runtime/targets.py`);
+    `gptq` rounds the MatMul weights with GPTQ on the same calibration batches, which recovers most of what
+    the lost bit costs (`quantize/gptq.py`).
 
     Mixed precision: the `keep_float` MatMuls with the lowest simulated-int8 SQNR on the calibration
     batches (`quantize/matmul_error.py`, measured after smoothing) stay fp32; `details` lists them.
@@ -50,7 +56,7 @@ def quantize_encoder_int8(
     """
     calibration = list(calibration)  # read up to twice: ranges, then per-MatMul errors
     model = onnx.load(str(source))
-    details: dict = {"route": "int8"}
+    details: dict = {"route": "int8", "weight_bits": weight_bits, "rounding": "gptq" if gptq else "nearest"}
     if outlier_channels > 0:
         ranges = channel_absmax(model, weight_matmul_inputs(model), calibration)
         smoothed = smooth_outlier_channels(model, ranges, outlier_channels)
@@ -69,7 +75,10 @@ def quantize_encoder_int8(
     with tempfile.TemporaryDirectory() as scratch:
         smoothed_path, int8_path = Path(scratch) / "smoothed.onnx", Path(scratch) / "int8.onnx"
         onnx.save_model(model, str(smoothed_path))
-        quantize_dynamic_int8(smoothed_path, int8_path, per_channel=True, op_types=("MatMul",), exclude_nodes=kept)
+        quantize_dynamic_int8(
+            smoothed_path, int8_path, per_channel=True, op_types=("MatMul",), exclude_nodes=kept, weight_bits=weight_bits,
+            gptq_calibration=calibration if gptq else None,
+        )
         quantized, tables = quantize_embedding_tables(onnx.load(str(int8_path)), bits=8, block_size=embedding_block_size)
     details["embedding_tables"] = tables
     return QuantizedEncoder(_save(quantized, target), details)

@@ -23,7 +23,10 @@ from edgecompress.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
 from edgecompress.evaluate import score_onnx
 from edgecompress.progress import console
 from edgecompress.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
+from edgecompress.quantize.exact_int8 import ensure_exact_int8
 from edgecompress.quantize.onnx_static import nodes_using, quantize_static_int8
+from edgecompress.runtime.feeds import input_feeds
+from edgecompress.runtime.targets import DEFAULT_TARGET
 from edgecompress.tasks.checks import FiniteBatches
 from edgecompress.tasks.task import Task
 from edgecompress.train import train_epochs
@@ -50,6 +53,7 @@ class StageContext:
     label: str  # e.g. "stage 2/3 (finetune)", for progress and errors
     seed: int = 0
     score_fn: Callable | None = None  # a Python callable for Prune(criterion="custom"), from the API
+    target: str = DEFAULT_TARGET  # the CPU class the artifact must be exact on (runtime/targets.py)
 
 
 Handler = Callable[[StageConfig, ModelState, StageContext], ModelState]
@@ -110,7 +114,7 @@ def _factorize(config: Factorize, state: ModelState, ctx: StageContext) -> Model
 def _qat(config: Qat, state: ModelState, ctx: StageContext) -> ModelState:
     model = copy.deepcopy(state.torch_model)
     layers = select_layers(model, config.layers, keep=config.keep, keep_classifier=False)
-    prepare_qat(layers, config.bits)
+    prepare_qat(layers, config.bits, config.ternary_rule)
     train_epochs(
         model, ctx.task, config.epochs, lr=config.lr, description=ctx.label,
         teacher=ctx.teacher if config.distill > 0 else None, distill_weight=config.distill,
@@ -122,21 +126,30 @@ def _qat(config: Qat, state: ModelState, ctx: StageContext) -> ModelState:
 def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelState:
     decision = DecisionData(ctx.task)
 
+    exactness: dict = {}
+
     def quantize(keep_float_weights: tuple[str, ...]) -> Path:
-        if config.mode == "dynamic":
-            source_graph = onnx.load(str(state.onnx_path), load_external_data=False).graph
-            excluded = tuple(nodes_using(source_graph, keep_float_weights))
-            return quantize_dynamic_int8(state.onnx_path, ctx.artifact_path, per_channel=config.per_channel, exclude_nodes=excluded)
-        return quantize_static_int8(
-            state.onnx_path,
-            ctx.artifact_path,
-            FiniteBatches(ctx.task.train_loader, "quantize.calibration_batches"),
-            max_batches=config.calibration_batches,
-            per_channel=config.per_channel,
-            method=config.calibration,
-            graph_format=config.format,
-            keep_float=keep_float_weights,
-        )
+        def write(weight_bits: int) -> Path:
+            if config.mode == "dynamic":
+                source_graph = onnx.load(str(state.onnx_path), load_external_data=False).graph
+                excluded = tuple(nodes_using(source_graph, keep_float_weights))
+                return quantize_dynamic_int8(
+                    state.onnx_path, ctx.artifact_path, per_channel=config.per_channel, exclude_nodes=excluded, weight_bits=weight_bits
+                )
+            return quantize_static_int8(
+                state.onnx_path,
+                ctx.artifact_path,
+                FiniteBatches(ctx.task.train_loader, "quantize.calibration_batches"),
+                max_batches=config.calibration_batches,
+                per_channel=config.per_channel,
+                method=config.calibration,
+                graph_format=config.format,
+                keep_float=keep_float_weights,
+                weight_bits=weight_bits,
+            )
+
+        exactness.update(ensure_exact_int8(write, input_feeds(ctx.task.train_loader, state.onnx_path), ctx.target, ctx.label))
+        return ctx.artifact_path
 
     if config.mode == "fp16":
         cast_fp16(state.onnx_path, ctx.artifact_path)
@@ -165,6 +178,7 @@ def _quantize(config: Quantize, state: ModelState, ctx: StageContext) -> ModelSt
         details["quantization"]["decided_on"] = decision.name
         if not report.within_tolerance:
             console.log(f"{ctx.label}: even with every layer in float the drop exceeds {config.tolerance}")
+    details["int8"] = exactness
     # Quantization changes how weights are stored, not how many there are or the work done per input.
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, details)
 

@@ -34,6 +34,7 @@ from edgecompress.pipeline.stages import StageConfig
 from edgecompress.progress import console
 from edgecompress.report import write_run_outputs
 from edgecompress.rundir import owned_run_dir
+from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.seeding import seed_everything
 from edgecompress.tasks.checks import check_task
 from edgecompress.tasks.task import Task
@@ -100,6 +101,7 @@ class RunResult:
     baseline_model: nn.Module
     final_torch_model: nn.Module  # the last torch form of the model (before quantization, if any)
     seed: int
+    target: str = DEFAULT_TARGET  # the CPU class int8 artifacts were made exact for
 
     @property
     def final(self) -> Measurement:
@@ -148,6 +150,7 @@ def compress(
     score_fns: dict[int, Callable] | None = None,
     arch: str | None = None,
     resume: bool = False,
+    target: str = DEFAULT_TARGET,
 ) -> RunResult:
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
@@ -157,21 +160,24 @@ def compress(
     with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone.
     With `resume`, stages finished by an earlier run with the same model, task, seed and settings are loaded
     from `out_dir/checkpoints` instead of recomputed; the result is the same as an uninterrupted run.
+    `target` is the CPU class the int8 artifact must compute exactly on (`runtime/targets.py`: portable,
+    auto, x86-avx2, x86-vnni, arm64); every int8 artifact is checked for it before it is measured.
 
     >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
     """
     validate_recipe(stages)
+    check_target(target)
     check_task(model, task)
     check_stages(model, stages, has_data=task.train_loader is not None)
     score_fns = score_fns or {}
     with owned_run_dir(out_dir) as out:
         if not resume:
             clear_checkpoints(out)
-        return _run_stages(model, task, stages, out, seed, score_fns, arch, resume)
+        return _run_stages(model, task, stages, out, seed, score_fns, arch, resume, target)
 
 
-def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -> RunResult:
+def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, target) -> RunResult:
     seed_everything(seed)
     example_input = task.example_input()
     baseline_model = copy.deepcopy(model).eval()
@@ -192,7 +198,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
         relative = "final.onnx" if index == len(stages) else f"stages/{index:02d}-{config.name}.onnx"
         label = f"stage {index}/{len(stages)} ({config.name})"
         key = f"{index:02d}-{config.name}"
-        fp = fingerprint(fp, index, config.model_dump(mode="json"), relative)
+        fp = fingerprint(fp, index, config.model_dump(mode="json"), relative, *([target] if config.leaves_torch else []))
         restored = _load_stage(out, key, fp, baseline_model, resume)
         if restored is not None:
             measurement, state = restored
@@ -202,7 +208,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
             start = time.perf_counter()
             console.log(f"{label}: running")
             seed_everything(seed + index)
-            ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index))
+            ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index), target)
             state = HANDLERS[type(config)](config, state, ctx)
             if state.torch_model is not None:
                 state = dataclasses.replace(_torch_state(state.torch_model, example_input), details=state.details)
@@ -227,7 +233,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume) -
         measurement.storage = packed.path.name
         measurement.storage_bytes = packed.path.stat().st_size
 
-    result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed)
+    result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed, target)
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, tuple(example_input.shape))
     return result

@@ -10,16 +10,17 @@ int8 per output column). SQNR of the output, worst first.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from edgecompress.errors import UserError
-from edgecompress.measure.onnx_runtime import make_session
+from edgecompress.quantize.channel_ranges import tensor_values
 from edgecompress.quantize.layer_error import fake_quantize_activation, fake_quantize_weight, sqnr
 
 
@@ -51,20 +52,11 @@ def matmul_quantization_error(model: onnx.ModelProto, feeds: Iterable[Mapping[st
     float_weights = {n.name: torch.from_numpy(numpy_helper.to_array(weights[n.input[1]]).astype(np.float32)) for n in matmuls}
     int8_weights = {name: fake_quantize_weight(w.T, bits=8, per_channel=True).T for name, w in float_weights.items()}
 
-    inputs = list(dict.fromkeys(n.input[0] for n in matmuls))
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    existing = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.make_tensor_value_info(x, TensorProto.FLOAT, None) for x in inputs if x not in existing)
-    session = make_session(probe.SerializeToString())
-
+    inputs = [n.input[0] for n in matmuls]
     signal, noise = dict.fromkeys(float_weights, 0.0), dict.fromkeys(float_weights, 0.0)
     batches = 0
-    for feed in feeds:
-        if batches == max_batches:
-            break
+    for _, values in tensor_values(model, inputs, itertools.islice(feeds, max_batches)):
         batches += 1
-        values = dict(zip(inputs, session.run(inputs, dict(feed))))
         for node in matmuls:
             x = torch.from_numpy(values[node.input[0]])
             quantized_x = fake_quantize_activation(x, x.min().item(), x.max().item(), bits=8)

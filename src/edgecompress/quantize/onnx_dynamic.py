@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
+import numpy as np
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
 from edgecompress.quantize.compact_graph import compact_graph
+from edgecompress.quantize.onnx_gptq import gptq_matmul_integer_weights
 from edgecompress.quantize.onnx_static import ort_working_directory
 
 SUPPORTED_OP_TYPES = ("MatMul", "Gemm")
@@ -36,8 +38,14 @@ def quantize_dynamic_int8(
     per_channel: bool = True,
     op_types: tuple[str, ...] = ("MatMul", "Gemm"),
     exclude_nodes: tuple[str, ...] = (),
+    weight_bits: int = 7,
+    gptq_calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> Path:
     """Write a dynamically quantized copy of `source` to `target`: int8 symmetric weights, uint8 activations.
+
+    `weight_bits` 7 keeps weights within +-64, exact on every CPU class; 8 is exact only where uint8 x int8
+    products accumulate in 32 bits (VNNI); see `runtime/targets.py`. With `gptq_calibration` (input feeds),
+    the integers are chosen by GPTQ on ORT's grid instead of rounded to nearest (`onnx_gptq.py`).
 
     Per-channel weight scales are the default: per-tensor scales lose most of a transformer's fidelity
     (FINDINGS sec. 5-6). Only MatMul/Gemm nodes whose weight is a stored initializer are quantized; nodes
@@ -68,13 +76,15 @@ def quantize_dynamic_int8(
                     str(quantized),
                     op_types_to_quantize=["MatMul"],  # Gemm is quantized as the MatMul ORT rewrites it into
                     per_channel=per_channel,
-                    reduce_range=False,  # 7-bit weights only help CPUs without VNNI; ours has it
+                    reduce_range=weight_bits == 7,  # ORT's name for weights within +-64
                     weight_type=QuantType.QInt8,
                     nodes_to_exclude=[_name_seen_by_ort(node) for node in unselected],
                     # Transformer exports have tensors shape inference cannot type (FINDINGS sec. 6).
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
             model = onnx.load(str(quantized))
+            if gptq_calibration is not None:
+                gptq_matmul_integer_weights(model, onnx.load(str(source)), gptq_calibration, weight_max=64 if weight_bits == 7 else 127)
             quantized_names = {n.name for n in model.graph.node if n.op_type == "MatMulInteger"}
         except Exception as exc:
             first = first_line(exc)

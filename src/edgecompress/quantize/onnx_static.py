@@ -18,7 +18,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import onnx
-import torch
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -26,6 +25,7 @@ from edgecompress.errors import RunFailure, UserError, first_line
 from edgecompress.files import atomic_path
 from edgecompress.quantize.calibration import CALIBRATION_METHODS, ORT_METHODS, write_mse_calibration
 from edgecompress.quantize.compact_graph import compact_graph
+from edgecompress.runtime.feeds import batch_inputs
 
 
 class _LoaderReader(CalibrationDataReader):
@@ -37,8 +37,10 @@ class _LoaderReader(CalibrationDataReader):
         for batch in batches:
             if len(self._arrays) == max_batches:
                 break
-            inputs = batch if isinstance(batch, (torch.Tensor, np.ndarray)) else batch[0]
-            self._arrays.append(inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs))
+            self._arrays.append(batch_inputs(batch))
+        # ORT's calibrators stack every batch's tensors into one array: a short last batch would break that
+        same = [a for a in self._arrays if a.shape == self._arrays[0].shape] if self._arrays else []
+        self._arrays = same if same else self._arrays
         self._next = 0
 
     def get_next(self):
@@ -71,8 +73,12 @@ def quantize_static_int8(
     method: str = "minmax",
     graph_format: str = "qoperator",
     keep_float: tuple[str, ...] = (),
+    weight_bits: int = 7,
 ) -> Path:
     """Write an int8 model of `source` to `target`: int8 symmetric weights, uint8 activations.
+
+    `weight_bits` 7 keeps weights within +-64, exact on every CPU class; 8 is exact only where uint8 x int8
+    products accumulate in 32 bits (VNNI); see `runtime/targets.py`.
 
     `method` is how activation ranges are calibrated: minmax, percentile, entropy (ORT's calibrators) or mse
     (`calibration.py`). Bad calibration data (no batches, wrong shape or dtype) is a UserError before ORT
@@ -104,6 +110,7 @@ def quantize_static_int8(
                     None if cache else reader,
                     quant_format=QuantFormat.QOperator if graph_format == "qoperator" else QuantFormat.QDQ,
                     per_channel=per_channel,
+                    reduce_range=weight_bits == 7,  # ORT's name for weights within +-64
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     calibrate_method=ORT_METHODS.get(method, CalibrationMethod.MinMax),  # mse: ranges from the cache

@@ -11,8 +11,8 @@ from edgecompress.errors import UserError
 from edgecompress.recipe.schema import Recipe
 
 
-def load_recipe(path: str | Path, seed: int | None = None) -> Recipe:
-    """Parse a YAML recipe file (with `seed` overriding its seed); all errors are raised together as one UserError."""
+def load_recipe(path: str | Path, seed: int | None = None, target: str | None = None) -> Recipe:
+    """Parse a YAML recipe file (`seed`/`target` override its own); all errors are raised together as one UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe: file {path} does not exist")
@@ -24,8 +24,9 @@ def load_recipe(path: str | Path, seed: int | None = None) -> Recipe:
         raise UserError(f"recipe: {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise UserError(f"recipe: {path} is not UTF-8 text") from None
-    if seed is not None and isinstance(data, dict):
-        data = {**data, "seed": seed}
+    overrides = {k: v for k, v in (("seed", seed), ("target", target)) if v is not None}
+    if overrides and isinstance(data, dict):
+        data = {**data, **overrides}
     return parse_recipe(data, source=str(path))
 
 

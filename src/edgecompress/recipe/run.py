@@ -39,7 +39,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
             model = _trained(model, task, recipe, out, resume)
         arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
         # checkpoints were cleared above unless resuming, so compress may always look for them
-        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True)
+        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True, target=recipe.target)
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     return result
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecompress.pipeline.stages import AnyStage
+from edgecompress.runtime.targets import DEFAULT_TARGET, Target
 
 
 class TrainSettings(BaseModel):
@@ -64,5 +65,6 @@ class Recipe(BaseModel):
     task: str = Field("digits", description="built-in task name or module:function returning an edgecompress.Task")
     train: Optional[TrainSettings] = None
     seed: int = Field(0, ge=0)
+    target: Target = Field(DEFAULT_TARGET, description="CPU class the int8 artifact must compute exactly on: portable (all), auto (this machine), x86-avx2, x86-vnni, arm64")
     stages: list[Annotated[AnyStage, Field(discriminator="stage")]] = Field(min_length=1)
     execution: Execution = Field(default_factory=Execution, description="where sweep/sensitivity/fit trials run")

@@ -64,12 +64,46 @@ evaluation set. Size is the file's size on disk; packed is the size of the .ecz 
 turns back into that exact ONNX file (zeros stored as a bitmask, entropy-coded). Latency: ONNX Runtime, CPU, one thread, median of interleaved
 repeats in this run; compare ratios, absolute times drift on shared machines.</p>
 {_path_table(paths)}
+{_int8_text(result, env)}
 <h2>Figures</h2>
 {figures}
 {_sweep_text(sweep, unit)}
 <p class="note">{html.escape(env_text)}; seed {result.seed}.</p>
 </body></html>
 """
+
+
+def _int8_text(result, env: dict) -> str:
+    """Where the numbers were measured and which CPU classes the int8 artifact computes exactly on."""
+    record = result.final.details.get("int8")
+    measured = f"Measured on a {env.get('cpu_class')} CPU ({env.get('cpu')}). "
+    if not record:
+        return f'<h2>Where it runs</h2><p class="note">{html.escape(measured)}No int8 stage.</p>'
+    exactness = record["exactness"]
+    verdict = (
+        f"exact here: {100 * exactness['off_fraction']:.3f}% of {len(exactness['nodes'])} integer nodes' outputs off"
+        if exactness["exact"] else f"NOT exact here: {100 * exactness['off_fraction']:.2f}% of integer outputs off"
+    )
+    text = (
+        f"{measured}Target {record['target']} ({record['resolved_target']}): weights stored in "
+        f"{record['weight_bits']} bits, {record['why']}. Integer nodes recomputed exactly on "
+        f"{exactness['batches']} calibration batches: {verdict}."
+    )
+    if record.get("repaired"):
+        text += f" Repaired: {record['repaired']['why']}; weights rewritten within +-64."
+    if record.get("host_is_target") is False:
+        text += " This machine is not the target: its int8 kernels differ, so its scores are not the target's."
+    text += " `edgecompress verify` runs the artifact on an emulated CPU of another class."
+    rows = "".join(
+        f'<tr><td class="text">{html.escape(n["node"])}</td><td class="text">{html.escape(n["op"])}</td>'
+        f'<td>{n["outputs"]:,}</td><td>{100 * n["off_fraction"]:.3f}%</td><td>{n["weight_max_abs"] if n["weight_max_abs"] is not None else "-"}</td></tr>'
+        for n in exactness["nodes"]
+    )
+    table = (
+        "<table><tr><th>integer node</th><th>op</th><th>outputs checked</th><th>off by more than one step</th>"
+        f"<th>largest |weight|</th></tr>{rows}</table>"
+    )
+    return f'<h2>Where it runs</h2><p class="note">{html.escape(text)}</p>{table}'
 
 
 def _model_rows(result) -> str:

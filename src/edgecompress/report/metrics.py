@@ -6,6 +6,7 @@ import platform
 from importlib import metadata
 
 from edgecompress.measure.latency import Latency
+from edgecompress.runtime.targets import host_cpu
 
 
 def metrics_document(result) -> dict:
@@ -16,6 +17,7 @@ def metrics_document(result) -> dict:
         "task": result.task.name,
         "metric": {"name": metric.name, "higher_is_better": metric.higher_is_better, "unit": metric.unit},
         "seed": result.seed,
+        "target": result.target,
         "baseline": base.to_json(),
         "final": final.to_json(),
         "stages": [m.to_json() for m in result.stages],
@@ -45,18 +47,12 @@ def environment() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_name(), **versions}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    host = host_cpu()
+    # cpu_class decides what int8 computes here (runtime/targets.py): every number is this class's
+    return {
+        "python": platform.python_version(), "machine": platform.machine(), "cpu": host.model or "unknown",
+        "cpu_class": host.cpu_class, "cpu_int8_flags": list(host.flags), **versions,
+    }
 
 
 def _ratio(base: Latency | None, final: Latency | None) -> float | None:
