@@ -23,11 +23,17 @@ def test_readme_set_up_is_the_two_make_commands():
 
 
 def test_readme_demo_size_claims_match_a_real_run(demo_run):
-    """The README's byte counts and ratio for the demo come from the committed code, seed 0."""
+    """The README's byte counts and ratios for the demo hold for the committed code at seed 0.
+
+    The ONNX file's size follows from the architecture alone, so it is exact; the packed size depends on the
+    trained weights, which differ in the last float bits between CPUs, so it may differ by 1%.
+    """
     _, metrics = demo_run
     text = README.read_text()
     base, final = metrics["baseline"]["artifact_bytes"], metrics["final"]["artifact_bytes"]
     assert f"({base:,} -> {final:,} bytes)" in text
     assert f"**{base / final:.1f}x smaller**" in text
+    ratio, claimed = re.search(r"packed, it is \*\*([\d.]+)x smaller\*\* \(([\d,]+) bytes\)", text).groups()
     storage = metrics["final"]["storage_bytes"]
-    assert f"**{base / storage:.1f}x smaller** ({storage:,} bytes)" in text
+    assert abs(storage - int(claimed.replace(",", ""))) <= 0.01 * storage
+    assert abs(base / storage - float(ratio)) <= 0.01 * float(ratio)
