@@ -16,7 +16,7 @@ import platform
 import re
 from pathlib import Path
 
-from benchmarks import alternatives, block_sparse, curves, demo_pipeline, minilm, pruning, quantization
+from benchmarks import alternatives, block_sparse, curves, demo_pipeline, minilm, pruning, quantization, targets
 from edgecompress.files import atomic_write_text
 from edgecompress.report.metrics import environment
 
@@ -34,7 +34,8 @@ def machine_section() -> str:
         pass
     versions = ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("cpu", "machine", "python") and v)
     return (
-        f"Machine: {env['cpu']} ({platform.machine()}, {os.cpu_count()} cores; {flags or 'no AVX flags read'}); "
+        f"Machine: {env['cpu']} ({platform.machine()}, {os.cpu_count()} cores; {flags or 'no AVX flags read'}; "
+        f"CPU class {env['cpu_class']}: every number below was measured on it unless a table says otherwise); "
         f"Python {env['python']}; {versions}.\n"
         f"Run on {datetime.date.today().isoformat()} with `make bench` (`python -m benchmarks`)."
     )
@@ -48,6 +49,7 @@ SECTIONS = {
     "quantization": quantization,
     "block_sparse": block_sparse,
     "minilm": minilm,
+    "targets": targets,
 }
 
 

@@ -44,12 +44,13 @@ DISTILL_EPOCHS = 4
 DISTILL = {"distill_seconds": 3600, "distill_epochs": DISTILL_EPOCHS}
 TRAIN_SENTENCES = 6000  # the distilled routes' default (encoders/recipe.py), also for PyTorch prune + distillation
 CALIBRATION_SENTENCES = 256
-ROUTES = [
-    ("edgecompress int8 (outlier smoothing, int8 embeddings)", "int8", {}),
-    ("edgecompress int4 + int4 embeddings, no distillation", "int4", {"distill_seconds": 0}),
-    (f"edgecompress int4 + int4 embeddings, QAT distilled {DISTILL_EPOCHS} epochs", "int4", DISTILL),
-    ("edgecompress FFN neurons -50%, no distillation", "structured", {"distill_seconds": 0}),
-    (f"edgecompress FFN neurons -50%, distilled {DISTILL_EPOCHS} epochs", "structured", DISTILL),
+ROUTES = [  # label, route, settings, target (docs/targets.md)
+    ("edgecompress int8 (outlier smoothing, GPTQ, int8 embeddings; portable: weights +-64, exact on every CPU)", "int8", {}, "portable"),
+    ("edgecompress int8, --target x86-vnni (weights +-127: not exact on AVX2)", "int8", {}, "x86-vnni"),
+    ("edgecompress int4 + int4 embeddings, no distillation", "int4", {"distill_seconds": 0}, "portable"),
+    (f"edgecompress int4 + int4 embeddings, QAT distilled {DISTILL_EPOCHS} epochs", "int4", DISTILL, "portable"),
+    ("edgecompress FFN neurons -50%, no distillation", "structured", {"distill_seconds": 0}, "portable"),
+    (f"edgecompress FFN neurons -50%, distilled {DISTILL_EPOCHS} epochs", "structured", DISTILL, "portable"),
 ]
 
 
@@ -90,11 +91,11 @@ def run() -> dict:
     built = _pytorch_and_torch_pruning_files(loaded.model, tokens(corpus.train))
     files += [(label, path, seconds) for label, path, seconds, _ in built]
     counts.update({label: count for label, _, _, count in built})
-    for label, route, overrides in ROUTES:
+    for label, route, overrides, target in ROUTES:
         start = time.perf_counter()
-        folder = OUT / f"{route}-{overrides.get('distill_epochs', overrides.get('distill_seconds', 'default'))}"
+        folder = OUT / f"{route}-{overrides.get('distill_epochs', overrides.get('distill_seconds', 'default'))}-{target}"
         with contextlib.redirect_stderr(io.StringIO()):
-            result = compress_encoder(route_recipe(route, **overrides), folder, encoder=loaded)
+            result = compress_encoder(route_recipe(route, **overrides), folder, encoder=loaded, target=target)
         files.append((label, folder / "artifact" / "model.onnx", time.perf_counter() - start))
         counts[label] = (result.final["params"], result.final["params"])  # the routes remove weights physically or not at all
 
