@@ -335,12 +335,14 @@ def embed_command(
 
     from edgecompress.encoders.artifact import embed
     from edgecompress.files import atomic_path
+    from edgecompress.untrusted.limits import MAX_TEXT_BYTES
+    from edgecompress.untrusted.regular_files import read_regular_text
 
     texts = list(sentences or [])
     if file is not None:
         if not file.is_file():
             raise UserError(f"--file: {file} is not a file; pass a text file with one sentence per line")
-        texts += [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts += [line.strip() for line in read_regular_text(file, "--file:", MAX_TEXT_BYTES).splitlines() if line.strip()]
     if not texts:
         raise UserError("sentences: nothing to embed; pass sentences as arguments or --file FILE")
     if out is not None and out.suffix != ".npy":

@@ -172,7 +172,7 @@ def test_malformed_arguments_of_every_command_give_one_line_and_exit_2(args, usa
         ("{not json", "is not valid JSON"),
         ('{"model": "model.onnx"}', "lacks a model file name or a positive max_length"),
         ('{"model": "model.onnx", "max_length": 0}', "lacks a model file name or a positive max_length"),
-        ('{"model": "gone.onnx", "max_length": 8}', "has no gone.onnx"),
+        ('{"model": "gone.onnx", "max_length": 8}', "has no 'gone.onnx'"),
         ('{"model": "model.onnx", "max_length": 8}', "cannot load the tokenizer"),
     ],
 )
