@@ -447,8 +447,12 @@ def app_commands() -> set[str]:
     return {c.name or c.callback.__name__ for c in app.registered_commands}
 
 
+MAX_ERROR_CHARS = 1000  # an error line quotes input in bounded pieces; this bounds the line whatever slips through
+
+
 def _error(message: str, hint: str = "") -> None:
-    text = f"error: {' '.join(message.split())}"
+    line = " ".join(message[: 4 * MAX_ERROR_CHARS].split())
+    text = f"error: {line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS] + '...'}"
     if hint:
         text += f" ({hint})"
     typer.echo(text, err=True)
