@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench bench-quick clean
+.PHONY: install demo test bench bench-quick fuzz clean
 
 # torch is pinned to the CPU build 2.13.0 through constraints.txt (a newer torch would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -29,6 +29,12 @@ test: install chromium
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks
+
+# the nightly fuzzing run (about 2 minutes): tests/robustness's property tests at 6x their CI budget (more than
+# 10,000 cases) and the crafted .ecz files with their peak memory; rewrites that section of BENCHMARKS.md.
+# `make bench` runs it too.
+fuzz: install
+	$(PY) -m benchmarks --only fuzz
 
 # the README's headline claims, re-measured (about 3 minutes); CI runs it after the tests
 bench-quick: install
