@@ -29,25 +29,28 @@ def _pytest(*args: str, scale: float = 1.0) -> tuple[str, float]:
 
 
 def run() -> dict:
+    load = os.getloadavg()[0]  # the machine may be shared: the time below is only comparable at the same load
     output, seconds = _pytest("-m", "fuzz", "--hypothesis-show-statistics", "tests/robustness", scale=FUZZ_SCALE)
     tests = [{"file": file, "test": test, "passing": int(passing), "failing": int(failing)}
              for file, test, passing, failing in re.findall(STATISTICS, output)]
     crafted_output, crafted_seconds = _pytest("-s", CRAFTED)
     crafted = [{"name": m[0], "bytes": int(m[1].replace(",", "")), "peak_rss_mb": int(m[2])}
                for m in re.findall(r"(\w+): ([\d,]+) bytes, refused at peak RSS (\d+) MB", crafted_output)]
-    return {"scale": FUZZ_SCALE, "tests": tests, "seconds": seconds, "crafted": crafted, "crafted_seconds": crafted_seconds}
+    return {"scale": FUZZ_SCALE, "tests": tests, "seconds": seconds, "load": load, "crafted": crafted,
+            "crafted_seconds": crafted_seconds}
 
 
 def markdown(result: dict) -> str:
     total = sum(t["passing"] for t in result["tests"])
     rows = "\n".join(f"| `{t['test']}` ({Path(t['file']).name}) | {t['passing']:,} | {t['failing']} |" for t in result["tests"])
-    crafted = "\n".join(f"| {c['name'].replace('_', ' ')} | {c['bytes']:,} B | {c['peak_rss_mb']} MB |" for c in result["crafted"])
+    crafted = "\n".join(f"| {c['name'].replace('_', ' ').replace(' gib', ' GiB')} | {c['bytes']:,} B | {c['peak_rss_mb']} MB |"
+                         for c in result["crafted"])
     return f"""## Untrusted input: nightly fuzzing and crafted files
 
 Every property test of `tests/robustness` at {result['scale']}x its CI budget (`EDGECOMPRESS_FUZZ_SCALE={result['scale']}`,
 `make fuzz`): each generated case must load or be refused with one line (exit 2), run no code from a file,
 read nothing outside a model's folder and write nothing outside the output path. {total:,} cases, 0 failures,
-{result['seconds']:.0f} s on this machine (CI runs the same tests at 1x).
+{result['seconds']:.0f} s on this machine at a load average of {result['load']:.1f} (CI runs the same tests at 1x).
 
 | property test | cases | failing |
 |---|---|---|
