@@ -30,9 +30,9 @@ bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks
 
-# the nightly fuzzing run (64 s for the fuzzing, 75 s in all, at a load average of 3 on 2 cores): tests/robustness's property tests at 6x their CI budget (more than
-# 10,000 cases) and the crafted .ecz files with their peak memory; rewrites that section of BENCHMARKS.md.
-# `make bench` runs it too.
+# the nightly fuzzing run (75 s at a load average of 3 on 2 cores): tests/robustness's property tests at 6x their
+# CI budget (more than 10,000 cases) and the crafted .ecz files with their peak memory; rewrites that section of
+# BENCHMARKS.md. `make bench` runs it too.
 fuzz: install
 	$(PY) -m benchmarks --only fuzz
 
