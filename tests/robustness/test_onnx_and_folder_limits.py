@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import textwrap
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
