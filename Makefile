@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench bench-quick clean emulators
+.PHONY: install demo test bench bench-quick fuzz clean emulators
 # Emulated CPUs for `edgecompress verify` and the int8 tests: qemu-user, and an arm64 Python with numpy and
 # onnxruntime (tools/emulation/setup-arm64.sh: Debian's arm64 python3.11 + PyPI's aarch64 wheels, ~64 MB).
 EMULATION_DIR ?= $(HOME)/.cache/edgecompress/emulation
@@ -37,6 +37,12 @@ test: install chromium emulators
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks
+
+# the nightly fuzzing run (75 s at a load average of 3 on 2 cores): tests/robustness's property tests at 6x their
+# CI budget (more than 10,000 cases) and the crafted .ecz files with their peak memory; rewrites that section of
+# BENCHMARKS.md. `make bench` runs it too.
+fuzz: install
+	$(PY) -m benchmarks --only fuzz
 
 # the README's headline claims, re-measured (about 3 minutes); CI runs it after the tests
 bench-quick: install

@@ -26,6 +26,10 @@ app = typer.Typer(
 _options = {"debug": False}
 console = Console()  # results go to stdout; progress and logs go to stderr
 
+_TRUST_CODE_HELP = ("Allow a .safetensors file's metadata (edgecompress.arch) to name its architecture as module:function "
+                    "or file.py:function: edgecompress then imports and runs that Python code. Without it only built-in "
+                    "architectures load from metadata. Only for files you trust as you trust code you run.")
+
 
 @app.callback()
 def _root(
@@ -68,6 +72,7 @@ def run_command(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
     resume: bool = typer.Option(False, "--resume", help="Reuse the trained baseline and finished stages of an earlier (killed) run in --out."),
     target: Optional[str] = typer.Option(None, "--target", help=_TARGET_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
 ) -> None:
     """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
 
@@ -78,7 +83,7 @@ def run_command(
     from edgecompress.summary import run_summary_table
 
     loaded = load_recipe(recipe, seed=seed, target=check_target(target) if target else None)
-    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume)
+    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume, trust_code=trust_code)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
@@ -89,6 +94,8 @@ def inspect_command(
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Example input shape with batch axis, e.g. 1,1,8,8 (built-ins have a default)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="State dict (.safetensors, or .pt loaded with weights_only) to load into MODEL."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved module; only for files you trust (it can run code)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="The architecture to load a saved weights file MODEL into: a built-in name or module:function (which is imported and run). Overrides the file's own edgecompress.arch metadata."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, e.g. 50KB or 48KiB."),
     out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json."),
 ) -> None:
@@ -103,7 +110,7 @@ def inspect_command(
     target = parse_size(target_size, field="--target-size") if target_size is not None else None
     shape = parse_shape(input_shape) if input_shape is not None else None
     check_output_dir(out)
-    loaded = load_model(model, weights=str(weights) if weights else None, trust_pickle=trust_pickle)
+    loaded = load_model(model, weights=str(weights) if weights else None, trust_pickle=trust_pickle, arch=arch, trust_code=trust_code)
     shape = shape or loaded.default_input_shape
     if shape is None:
         raise UserError(f"--input-shape: required for {model}; give the example input shape, e.g. 1,3,32,32")
@@ -143,6 +150,7 @@ def sweep_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
     latency_batch: int = typer.Option(256, "--latency-batch", min=1, help="Batch size at which every point's ONNX file is timed (ONNX Runtime, 1 thread, after the trials)."),
 ) -> None:
     """Sparsity-vs-accuracy curves of the demo's digits CNN (or a recipe's model), with and without fine-tuning,
@@ -161,7 +169,7 @@ def sweep_command(
     level_values = _floats(levels, "--levels")
     method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
     check_output_dir(out)
-    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
     model, task = baseline.trained()
     small = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}.get(baseline.model_name) if dense_baseline else None
     if dense_baseline and small is None:
@@ -192,6 +200,7 @@ def sensitivity_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
 ) -> None:
     """Prune each layer of the demo's digits CNN (or a recipe's model) alone at each level and measure the drop; suggest per-layer amounts.
 
@@ -203,7 +212,7 @@ def sensitivity_command(
 
     level_values = tuple(_floats(levels, "--levels"))
     check_output_dir(out)
-    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
     model, task = baseline.trained()
     document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor)
     amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
@@ -223,13 +232,14 @@ class _Baseline:
     seed and execution, or the demo's recipe (the digits CNN) without --recipe; --executor/--jobs/--ray-address
     on the command line win over the recipe's execution section. Everything is validated before any training."""
 
-    def __init__(self, recipe_path, seed, trust_pickle, executor, jobs, ray_address):
+    def __init__(self, recipe_path, seed, trust_pickle, executor, jobs, ray_address, trust_code=False):
         from edgecompress.curves.executors import make_executor
         from edgecompress.demo import demo_recipe
         from edgecompress.recipe import load_recipe
 
         self.recipe = load_recipe(recipe_path, seed) if recipe_path is not None else demo_recipe(seed or 0)
         self.trust_pickle = trust_pickle
+        self.trust_code = trust_code
         self.seed = self.recipe.seed
         self.model_name = self.recipe.model
         self.epochs = self.recipe.train.epochs if self.recipe.train is not None else 40
@@ -242,7 +252,7 @@ class _Baseline:
         """The recipe's model trained as its `train` section says (the demo's: 40 epochs), and its task."""
         from edgecompress.recipe.run import recipe_baseline
 
-        return recipe_baseline(self.recipe, self.trust_pickle)
+        return recipe_baseline(self.recipe, self.trust_pickle, self.trust_code)
 
 
 @app.command("fit")
@@ -258,6 +268,7 @@ def fit_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Keep the candidates a killed or finished run on --out already completed with the same settings."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
 ) -> None:
@@ -278,7 +289,7 @@ def fit_command(
     budget = parse_size(max_size, field="--max-size") if max_size is not None else None
     check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
-    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address)
+    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
     model, task = baseline.trained()
     result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
                  executor=baseline.executor, resume=resume, target=check_target(target))
@@ -335,12 +346,14 @@ def embed_command(
 
     from edgecompress.encoders.artifact import embed
     from edgecompress.files import atomic_path
+    from edgecompress.untrusted.limits import MAX_TEXT_BYTES
+    from edgecompress.untrusted.regular_files import read_regular_text
 
     texts = list(sentences or [])
     if file is not None:
         if not file.is_file():
             raise UserError(f"--file: {file} is not a file; pass a text file with one sentence per line")
-        texts += [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts += [line.strip() for line in read_regular_text(file, "--file:", MAX_TEXT_BYTES).splitlines() if line.strip()]
     if not texts:
         raise UserError("sentences: nothing to embed; pass sentences as arguments or --file FILE")
     if out is not None and out.suffix != ".npy":
@@ -476,8 +489,12 @@ def app_commands() -> set[str]:
     return {c.name or c.callback.__name__ for c in app.registered_commands}
 
 
+MAX_ERROR_CHARS = 1000  # an error line quotes input in bounded pieces; this bounds the line whatever slips through
+
+
 def _error(message: str, hint: str = "") -> None:
-    text = f"error: {' '.join(message.split())}"
+    line = " ".join(message[: 4 * MAX_ERROR_CHARS].split())
+    text = f"error: {line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS] + '...'}"
     if hint:
         text += f" ({hint})"
     typer.echo(text, err=True)

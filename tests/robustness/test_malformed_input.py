@@ -1,18 +1,43 @@
-"""Property tests: malformed recipes and argument lists never produce a traceback.
+"""Property tests: malformed recipes and argument lists never produce a traceback, nor write anything
+outside the output they were given.
 
 Every case ends with exit code 2 (or 0 for --help) and, on error, exactly one line on stderr. A generated
 recipe or argument list that happens to be valid is stopped by --out naming a file, which every command
-checks before any training, export or model loading, so nothing long ever runs (about 2,000 cases in all).
+checks before any training, export or model loading, so nothing long ever runs. Each case runs in an empty
+working folder; the folder, the inputs and everything else under the test's temporary folder must be as
+they were, but for the output path. Budgets: fuzz_budget.py (CI runs 900 cases here; `make fuzz` more).
 """
 
 from __future__ import annotations
 
 import yaml
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgecompress.cli import main
+
+from tests.robustness.fuzz_budget import fuzz_settings, tree
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """An empty working folder (with a link to examples/, which some tokens name), made the current one."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    (folder / "examples").symlink_to(EXAMPLES)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def _main_writing_only(args: list[str], roots, out) -> int:
+    """`main(args)`, asserting that nothing under `roots` changed except `out` (and what lies below it)."""
+    before = tree(*roots, skip=out)
+    code = main(args)
+    assert tree(*roots, skip=out) == before, f"{args} wrote outside {out}"
+    return code
 
 FIELDS = ["stage", "pattern", "criterion", "amount", "scope", "schedule", "steps", "epochs", "lr", "block", "n", "m",
           "layers", "keep", "per_layer", "mode", "calibration", "distill", "masks", "score_fn", "bogus"]
@@ -47,14 +72,15 @@ def _check_one_line_error(code: int, err: str) -> None:
         assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@fuzz_settings(300)
 @given(recipe=RECIPE)
-def test_malformed_recipes_give_one_line_and_exit_2(recipe, tmp_path, capsys):
+def test_malformed_recipes_give_one_line_and_exit_2(recipe, tmp_path, sandbox, capsys):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
     not_a_dir = tmp_path / "taken"
     not_a_dir.write_text("x")
-    code = main(["run", str(path), "--out", str(not_a_dir)])
+    code = _main_writing_only(["run", str(path), "--out", str(not_a_dir)], [tmp_path], not_a_dir)
     _check_one_line_error(code, capsys.readouterr().err)
     assert code == 2
 
@@ -64,14 +90,15 @@ TOKENS = ["demo", "inspect", "run", "dtypes", "--seed", "--out", "--input-shape"
           "50KB", "x:y", "--bogus", "", "examples/digits.yaml", "nan", "1e309"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@fuzz_settings(100)
 @given(args=st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=8)), max_size=6))
-def test_malformed_argument_lists_give_one_line_and_exit_2(args, tmp_path, capsys):
+def test_malformed_argument_lists_give_one_line_and_exit_2(args, tmp_path, sandbox, capsys):
     not_a_dir = tmp_path / "taken"
     not_a_dir.write_text("x")
     if "dtypes" in args or "--help" in args:
         args = [a for a in args if a not in ("dtypes", "--help")]  # dtypes and help succeed by design
-    code = main([*args, "--out", str(not_a_dir)])
+    code = _main_writing_only([*args, "--out", str(not_a_dir)], [tmp_path], not_a_dir)
     _check_one_line_error(code, capsys.readouterr().err)
 
 
@@ -151,16 +178,17 @@ def _command_args(command):
 CHEAP_OUT = {"inspect": "inspect-out", "pack": "out.ecz", "unpack": "out.onnx", "embed": "vectors.npy"}
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@fuzz_settings(500)
 @given(args=st.sampled_from(sorted(COMMAND_TOKENS)).flatmap(_command_args), usable_out=st.booleans())
-def test_malformed_arguments_of_every_command_give_one_line_and_exit_2(args, usable_out, broken_files, tmp_path, capsys):
+def test_malformed_arguments_of_every_command_give_one_line_and_exit_2(args, usable_out, broken_files, tmp_path, sandbox, capsys):
     not_a_dir = tmp_path / "taken"
     not_a_dir.write_text("x")
     args = [a for a in args if a != "--help"]  # help succeeds by design
     args = [str(broken_files[a[1:-1]]) if a.startswith("{") and a[1:-1] in broken_files else a for a in args]
     usable_out = usable_out and args[0] in CHEAP_OUT
     out = tmp_path / CHEAP_OUT[args[0]] if usable_out else not_a_dir
-    code = main([*args, "--out", str(out)])
+    code = _main_writing_only([*args, "--out", str(out)], [tmp_path, broken_files["folder"].parent], out)
     _check_one_line_error(code, capsys.readouterr().err)
     assert code == 2 or (usable_out and code == 0), (args, code)
     assert not_a_dir.read_text() == "x"  # nothing was written over the file given as --out
@@ -172,7 +200,7 @@ def test_malformed_arguments_of_every_command_give_one_line_and_exit_2(args, usa
         ("{not json", "is not valid JSON"),
         ('{"model": "model.onnx"}', "lacks a model file name or a positive max_length"),
         ('{"model": "model.onnx", "max_length": 0}', "lacks a model file name or a positive max_length"),
-        ('{"model": "gone.onnx", "max_length": 8}', "has no gone.onnx"),
+        ('{"model": "gone.onnx", "max_length": 8}', "has no 'gone.onnx'"),
         ('{"model": "model.onnx", "max_length": 8}', "cannot load the tokenizer"),
     ],
 )

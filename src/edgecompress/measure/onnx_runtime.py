@@ -6,11 +6,15 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from edgecompress.untrusted.onnx_files import check_onnx_file
+
 
 def make_session(path: str | Path | bytes, threads: int = 1) -> ort.InferenceSession:
     """One intra-op and one inter-op thread: the honest setting on a shared small CPU (see FINDINGS).
 
-    `path` may also be a serialized model (bytes), for probes that never need to touch the disk.
+    `path` may also be a serialized model (bytes), for probes that never need to touch the disk. A file is
+    checked first (`check_onnx_file`: size limits, external data inside its folder): run directories and
+    artifact folders may come from someone else.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -18,5 +22,7 @@ def make_session(path: str | Path | bytes, threads: int = 1) -> ort.InferenceSes
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if not isinstance(path, bytes):
+        check_onnx_file(path)
     model = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import torch
-from safetensors import safe_open
+from pydantic import Field, TypeAdapter, ValidationError
 from safetensors.torch import save_file
 from torch import nn
 
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_path
+from edgecompress.models.metadata_arch import ARCH_KEY
 from edgecompress.prune.masks import finalized_copy, get_mask, masked_modules, set_mask
+from edgecompress.untrusted.quoting import quote
+from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
 
 _SIZE_FIELDS = {
     nn.Linear: ("in_features", "out_features"),
@@ -32,12 +36,16 @@ _SIZE_FIELDS = {
 
 
 MASK_PREFIX = "edgecompress.mask:"
+LAYER_SIZES_KEY = "edgecompress.layer_sizes"
+_SIZE = Annotated[int, Field(strict=True, gt=0, le=2**31)]
+_LAYER_SIZES = TypeAdapter(dict[str, dict[str, _SIZE | list[_SIZE]]])
 
 
 def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None, keep_masks: bool = False) -> Path:
     """Write `model`'s weights (masks baked in) and layer sizes to a .safetensors file, atomically.
 
-    `arch` (a built-in name or module:function) lets `load_model(path)` rebuild the model alone.
+    `arch` (a built-in name or module:function) lets `load_model(path)` rebuild the model alone (a
+    module:function only with the user's consent again: see `metadata_arch.py`).
     `keep_masks` also stores the pruning masks, so a checkpoint can resume fine-tuning with them held.
     """
     plain = finalized_copy(model)
@@ -47,9 +55,9 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
         for kind, fields in _SIZE_FIELDS.items()
         if type(module) is kind
     }
-    metadata = {"edgecompress.layer_sizes": json.dumps(sizes, sort_keys=True)}
+    metadata = {LAYER_SIZES_KEY: json.dumps(sizes, sort_keys=True)}
     if arch:
-        metadata["edgecompress.arch"] = arch
+        metadata[ARCH_KEY] = arch
     tensors = {k: v.detach().contiguous().clone() for k, v in plain.state_dict().items()}
     if keep_masks:
         tensors.update({f"{MASK_PREFIX}{name}": get_mask(m).clone() for name, m in masked_modules(model).items()})
@@ -59,23 +67,28 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as handle:
-        return handle.metadata() or {}
+    """The metadata of a checked safetensors file (see `edgecompress.untrusted.safetensors_files`)."""
+    return read_safetensors_header(path, "weights").metadata
 
 
-def resize_to_saved(model: nn.Module, path: str | Path) -> nn.Module:
-    """Give every layer of a freshly built `model` the sizes saved in `path`, then load the weights."""
-    sizes = json.loads(read_metadata(path).get("edgecompress.layer_sizes", "{}"))
+def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") -> nn.Module:
+    """Give every layer of a freshly built `model` the sizes saved in `path`, then load the weights.
+
+    Only the constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
+    untrusted as the rest of the file. The architecture comes from the caller, never from the metadata."""
+    saved, metadata = load_safetensors(path, field)
     modules = dict(model.named_modules())
+    sizes = _layer_sizes(metadata.get(LAYER_SIZES_KEY, "{}"), path, field)
     for name, fields in sizes.items():
         module = modules.get(name)
         if module is None:
-            raise UserError(f"weights: {path} has layer {name!r}, which the architecture does not have")
-        for field, value in fields.items():
-            setattr(module, field, tuple(value) if isinstance(value, list) else value)
-    from safetensors.torch import load_file
-
-    saved = load_file(str(path))
+            raise UserError(f"{field}: {path} has layer {quote(name)}, which the architecture does not have")
+        allowed = _SIZE_FIELDS.get(type(module), ())
+        for size_field, value in fields.items():
+            if size_field not in allowed or isinstance(value, list) != (size_field == "normalized_shape"):
+                raise UserError(f"{field}: {path} has malformed {LAYER_SIZES_KEY} metadata: {quote(size_field)} = "
+                                f"{quote(value)} for layer {quote(name)} ({type(module).__name__}: {', '.join(allowed) or 'no sizes'})")
+            setattr(module, size_field, tuple(value) if isinstance(value, list) else value)
     masks = {k[len(MASK_PREFIX) :]: v for k, v in saved.items() if k.startswith(MASK_PREFIX)}
     state = {k: v for k, v in saved.items() if not k.startswith(MASK_PREFIX)}
     for key, tensor in state.items():
@@ -92,10 +105,43 @@ def resize_to_saved(model: nn.Module, path: str | Path) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UserError(f"weights: {path} does not fit the architecture: {first}") from None
+        raise UserError(f"{field}: {path} does not fit the architecture: {first[:300]}") from None
+    for name in sizes:
+        expected = _shape_from_sizes(modules[name])
+        if expected is not None and tuple(modules[name].weight.shape) != expected:
+            raise UserError(f"{field}: {path} has malformed {LAYER_SIZES_KEY} metadata: the sizes of layer {quote(name)} "
+                            f"give a weight of {expected}, its weight is {tuple(modules[name].weight.shape)}")
     for name, mask in masks.items():
+        if name not in modules or not hasattr(modules[name], "weight") or modules[name].weight.shape != mask.shape:
+            raise UserError(f"{field}: {path} has a mask for {quote(name)} that fits no weight of the architecture")
         set_mask(modules[name], mask != 0)
     return model
+
+
+def _layer_sizes(text: str, path, field: str) -> dict:
+    try:
+        return _LAYER_SIZES.validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][:3])
+        raise UserError(f"{field}: {path} has malformed {LAYER_SIZES_KEY} metadata: {where or 'JSON'}: {first['msg'][:120]}") from None
+
+
+def _shape_from_sizes(module: nn.Module) -> tuple | None:
+    """The weight shape a layer's constructor sizes imply (None: no weight to compare); () never matches."""
+    if isinstance(module, nn.Linear):
+        return (module.out_features, module.in_features)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if module.in_channels % module.groups or module.out_channels % module.groups:
+            return ()
+        return (module.out_channels, module.in_channels // module.groups, *module.kernel_size)
+    if isinstance(module, nn.Embedding):
+        return (module.num_embeddings, module.embedding_dim)
+    if isinstance(module, nn.LayerNorm) and module.elementwise_affine:
+        return tuple(module.normalized_shape)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.affine:
+        return (module.num_features,)
+    return None
 
 
 def _jsonable(value):

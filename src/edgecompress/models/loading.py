@@ -2,10 +2,13 @@
 
 A spec is one of:
 - a built-in name (`digits-cnn`);
-- `package.module:function` or `path/to/file.py:function`, a function returning an nn.Module;
+- `package.module:function` or `path/to/file.py:function`, a function returning an nn.Module (naming it is
+  consent to import and run it);
 - a saved file: `.safetensors` or a state_dict `.pt` (loaded with `weights_only=True`) needs an architecture
-  (`arch`) to load into; a whole pickled module (`torch.save(model)`) is loaded only with `trust_pickle=True`,
-  because unpickling it can run arbitrary code.
+  (`arch`) to load into; a `.safetensors` written by edgecompress names its own, used when it is a built-in
+  one (code only with `trust_code=True`, see `metadata_arch.py`); a whole pickled module (`torch.save(model)`)
+  is loaded only with `trust_pickle=True`, because unpickling it can run arbitrary code.
+Every file is checked under the limits of `edgecompress.untrusted` before it is read.
 """
 
 from __future__ import annotations
@@ -20,84 +23,102 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
+from edgecompress.errors import UserError, first_line
+from edgecompress.models.metadata_arch import ARCH_KEY, arch_from_metadata
 from edgecompress.models.registry import BUILTIN_MODELS
+from edgecompress.untrusted.limits import MAX_MODEL_BYTES
+from edgecompress.untrusted.quoting import quote
+from edgecompress.untrusted.regular_files import check_regular
+from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
 
 _WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
 
 
 @dataclass
 class LoadedModel:
-    """A model plus where it came from: `saved_file` is set when the user gave a file (for the size check)."""
+    """A model plus where it came from: `saved_file` is set when the user gave a file (for the size check);
+    `arch` is the built-in name or module:function that built it (None for an unpickled module)."""
 
     module: nn.Module
     source: str
     default_input_shape: tuple[int, ...] | None = None
     saved_file: Path | None = None
+    arch: str | None = None
 
 
-def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False, arch: str | None = None,
+               trust_code: bool = False) -> LoadedModel:
     """Resolve `spec` (see module docstring) and optionally load `weights` into it.
+
+    `arch` gives the architecture of a saved weights file yourself (a built-in name or module:function);
+    `trust_code` lets a file's own metadata name a module:function, which is then imported and run.
 
     >>> load_model("digits-cnn").module.fc2.out_features
     10
+    >>> load_model("runs/mine/model.safetensors", arch="mypkg.models:build")  # doctest: +SKIP
     """
     spec = spec.strip()
     path = Path(spec)
+    if spec in BUILTIN_MODELS or not (path.suffix in _WEIGHT_SUFFIXES or path.is_file()):
+        if arch is not None:
+            raise UserError(f"--arch: {quote(spec)} already names the architecture; give --arch only with a saved weights file")
+        loaded = build_architecture(spec)
+        if weights is not None:
+            _with_weights(loaded, Path(weights))
+        return loaded
+    if weights is not None:
+        raise UserError(f"--weights: {spec} is already a file; give --weights only with a built-in or module:function")
+    if arch is not None:  # the user names the code: consent, and the file's metadata is not consulted
+        return _with_weights(build_architecture(arch.strip(), field="--arch"), path)
+    return _load_saved_file(path, trust_pickle, trust_code)
+
+
+def build_architecture(spec: str, field: str = "model") -> LoadedModel:
+    """A freshly built model from a built-in name or a module:function the user named."""
     if spec in BUILTIN_MODELS:
         builtin = BUILTIN_MODELS[spec]
-        loaded = LoadedModel(builtin.factory(), spec, builtin.input_shape)
-    elif path.suffix in _WEIGHT_SUFFIXES or path.is_file():
-        if weights is not None:
-            raise UserError(f"--weights: {spec} is already a file; give --weights only with a built-in or module:function")
-        return _load_saved_file(path, trust_pickle)
-    elif ":" in spec:
-        loaded = LoadedModel(_call_factory(spec), spec)
-    else:
-        names = ", ".join(sorted(BUILTIN_MODELS))
-        raise UserError(
-            f"model: unknown model {spec!r}; use a built-in name ({names}), "
-            "a module:function returning an nn.Module, or a saved model file"
-        )
-    if weights is not None:
-        _load_weights_into(loaded.module, Path(weights))
-        loaded.saved_file = Path(weights)
+        return LoadedModel(builtin.factory(), spec, builtin.input_shape, arch=spec)
+    if ":" in spec:
+        return LoadedModel(_call_factory(spec, field), spec, arch=spec)
+    names = ", ".join(sorted(BUILTIN_MODELS))
+    raise UserError(
+        f"{field}: unknown model {quote(spec)}; use a built-in name ({names}), "
+        "a module:function returning an nn.Module, or a saved model file"
+    )
+
+
+def _with_weights(loaded: LoadedModel, path: Path) -> LoadedModel:
+    _load_weights_into(loaded.module, path)
+    loaded.saved_file = path
     return loaded
 
 
 def _load_weights_into(model: nn.Module, path: Path) -> None:
-    from edgecompress.models.checkpoint import read_metadata, resize_to_saved
+    from edgecompress.models.checkpoint import LAYER_SIZES_KEY, resize_to_saved
 
-    if path.suffix == ".safetensors" and path.is_file() and "edgecompress.layer_sizes" in _metadata(path, read_metadata):
-        resize_to_saved(model, path)  # a compressed model saved by edgecompress: layers may have new sizes
+    if path.suffix == ".safetensors" and path.is_file() and LAYER_SIZES_KEY in read_safetensors_header(path, "--weights").metadata:
+        resize_to_saved(model, path, field="--weights")  # a compressed model saved by edgecompress: layers may have new sizes
         return
     _load_state_into(model, load_state_dict(path, field="--weights"), str(path))
-
-
-def _metadata(path: Path, reader) -> dict:
-    try:
-        return reader(path)
-    except Exception:  # not a readable safetensors header: load_state_dict reports it properly
-        return {}
 
 
 def import_attribute(spec: str, field: str = "model"):
     """Resolve `package.module:name` or `path/file.py:name` to the named object."""
     module_name, _, func_name = spec.rpartition(":")
     if not module_name or not func_name:
-        raise UserError(f"{field}: {spec!r} is not module:function; write it as package.module:function")
+        raise UserError(f"{field}: {quote(spec)} is not module:function; write it as package.module:function")
     module = _import(module_name, spec, field)
     attribute = getattr(module, func_name, None)
     if attribute is None:
-        raise UserError(f"{field}: {module_name!r} has no attribute {func_name!r}; check the function name in {spec!r}")
+        raise UserError(f"{field}: {quote(module_name)} has no attribute {quote(func_name)}; check the function name in {quote(spec)}")
     return attribute
 
 
-def _call_factory(spec: str) -> nn.Module:
-    factory = import_attribute(spec)
+def _call_factory(spec: str, field: str = "model") -> nn.Module:
+    factory = import_attribute(spec, field)
     model = factory() if callable(factory) else factory
     if not isinstance(model, nn.Module):
-        raise UserError(f"model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
+        raise UserError(f"{field}: {quote(spec)} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -105,7 +126,7 @@ def _import(module_name: str, spec: str, field: str):
     if module_name.endswith(".py"):
         file = Path(module_name)
         if not file.is_file():
-            raise UserError(f"{field}: file {file} in {spec!r} does not exist")
+            raise UserError(f"{field}: file {file} in {quote(spec)} does not exist")
         import_spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(import_spec)
         import_spec.loader.exec_module(module)
@@ -115,20 +136,16 @@ def _import(module_name: str, spec: str, field: str):
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise UserError(f"{field}: cannot import module {exc.name!r} for {spec!r}; check the name and PYTHONPATH") from None
+        raise UserError(f"{field}: cannot import module {exc.name!r} for {quote(spec)}; check the name and PYTHONPATH") from None
 
 
 def load_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Load tensors only: safetensors, or torch.load with weights_only=True (never arbitrary unpickling)."""
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{field}: file {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # safetensors raises several types for a corrupt header
-            raise UserError(f"{field}: {path} is not a valid safetensors file ({exc})") from None
+        return load_safetensors(path, field)[0]
+    check_regular(path, f"{field}: file", MAX_MODEL_BYTES)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -150,28 +167,27 @@ def _load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: s
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise UserError(f"--weights: {source} does not match the architecture: {first}") from None
+        raise UserError(f"--weights: {source} does not match the architecture: {first[:300]}") from None
 
 
-def _load_saved_file(path: Path, trust_pickle: bool) -> LoadedModel:
-    if not path.is_file():
+def _load_saved_file(path: Path, trust_pickle: bool, trust_code: bool) -> LoadedModel:
+    if not path.exists():
         raise UserError(f"model: file {path} does not exist")
     if trust_pickle and path.suffix != ".safetensors":
+        check_regular(path, "model: file", MAX_MODEL_BYTES)
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise UserError(f"model: cannot load {path} ({type(exc).__name__}: {exc})") from None
+            raise UserError(f"model: cannot load {path} ({type(exc).__name__}: {first_line(exc)[:200]})") from None
         if isinstance(obj, nn.Module):
             return LoadedModel(obj, str(path), saved_file=path)
         raise UserError(f"model: {path} holds a {type(obj).__name__}, not an nn.Module; give the architecture as module:function and the file as --weights")
     if path.suffix == ".safetensors":
-        from edgecompress.models.checkpoint import read_metadata
-
-        arch = _metadata(path, read_metadata).get("edgecompress.arch")
-        if arch:
-            return load_model(arch, weights=str(path))
+        named = read_safetensors_header(path, "model").metadata.get(ARCH_KEY)
+        if named:
+            return _with_weights(build_architecture(arch_from_metadata(named, path, trust_code)), path)
     state = load_state_dict(path, field="model")
     raise UserError(
         f"model: {path} holds only weights ({len(state)} tensors), not an architecture; "
-        "give the architecture as --model module:function (or a built-in name) and this file as --weights"
+        "give the architecture with --arch (a built-in name or module:function), or as the model and this file as --weights"
     )

@@ -3,6 +3,8 @@
 Each stage writes its model (`checkpoints/NN-name.safetensors`, masks included) and then, last, its
 measurement with a fingerprint of everything that produced it (`checkpoints/NN-name.json`). A stage is
 resumed only if its JSON exists, its fingerprint matches the current run's, and its files are whole.
+A checkpoint is read as untrusted input: the model is rebuilt from the run's own architecture (the one the
+user named), never from the file's metadata, and the ONNX file a record names must lie inside the run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from torch import nn
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text
 from edgecompress.models.checkpoint import resize_to_saved, save_model_file
+from edgecompress.untrusted.onnx_files import check_onnx_file
+from edgecompress.untrusted.paths import confined
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -51,11 +55,17 @@ def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[
         record = json.loads((folder / f"{key}.json").read_text())
     except (OSError, ValueError):
         return None
-    if record.get("fingerprint") != fp:
+    if not isinstance(record, dict) or record.get("fingerprint") != fp:
         return None
     artifact = record.get("artifact")
-    if artifact is not None and (not (out / artifact).is_file() or (out / artifact).stat().st_size != record["artifact_bytes"]):
-        return None
+    if artifact is not None:
+        path = confined(out, artifact)  # a record names a file of this run: never one outside it, even via a link
+        if path is None or not path.is_file() or path.stat().st_size != record.get("artifact_bytes"):
+            return None
+        try:
+            check_onnx_file(path)  # what later stages, timing and packing read: under the limits of any ONNX file
+        except UserError:
+            return None
     model = None
     if record.get("has_torch"):
         weights = folder / f"{key}.safetensors"

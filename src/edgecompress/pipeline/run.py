@@ -157,7 +157,8 @@ def compress(
     The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
     `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
     The last PyTorch form of the model is saved as `model.safetensors` (weights and layer sizes, no pickle);
-    with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone.
+    with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone
+    (a module:function only when the user names it again or passes trust_code: docs/security.md).
     With `resume`, stages finished by an earlier run with the same model, task, seed and settings are loaded
     from `out_dir/checkpoints` instead of recomputed; the result is the same as an uninterrupted run.
     `target` is the CPU class the int8 artifact must compute exactly on (`runtime/targets.py`: portable,

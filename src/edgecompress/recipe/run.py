@@ -21,15 +21,18 @@ from edgecompress.train import train_epochs
 TRAINED_KEY = "00-trained"
 
 
-def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False) -> RunResult:
+def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False,
+               trust_code: bool = False) -> RunResult:
     """Everything `edgecompress run` does; the model and task are resolved before any output is written.
 
-    With `resume`, a trained baseline and finished stages from an earlier run of the same recipe are reused.
+    With `resume`, a trained baseline and finished stages from an earlier run of the same recipe are reused:
+    their checkpoints are loaded into the architecture this recipe names, never one a checkpoint names.
+    `trust_code` lets a weights file's metadata name a module:function (see `load_model`).
 
     >>> run_recipe(load_recipe("examples/digits.yaml"), "runs/digits")  # doctest: +SKIP
     """
     check_output_dir(out_dir)
-    loaded, task = resolve_recipe(recipe, trust_pickle)
+    loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
     model = loaded.module
     check_stages(model, recipe.stages, has_data=task.train_loader is not None)
     with owned_run_dir(out_dir) as out:
@@ -37,20 +40,21 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
             clear_checkpoints(out)
         if recipe.train is not None:
             model = _trained(model, task, recipe, out, resume)
-        arch = recipe.model if loaded.default_input_shape is not None or ":" in recipe.model else None
         # checkpoints were cleared above unless resuming, so compress may always look for them
-        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=arch, resume=True, target=recipe.target)
+        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=loaded.arch, resume=True, target=recipe.target)
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     return result
 
 
-def resolve_recipe(recipe: Recipe, trust_pickle: bool = False):
-    """The recipe's model (as `load_model` returns it) and task; both problems reported at once if both fail."""
+def resolve_recipe(recipe: Recipe, trust_pickle: bool = False, trust_code: bool = False):
+    """The recipe's model (as `load_model` returns it) and task; both problems reported at once if both fail.
+
+    `model:` and `task:` name code the user chose (explicit consent); a weights file's metadata is not."""
     seed_everything(recipe.seed)  # before the model is built: its initial weights come from the seed
     problems = []
     loaded = task = None
     try:
-        loaded = load_model(recipe.model, weights=recipe.weights, trust_pickle=trust_pickle)
+        loaded = load_model(recipe.model, weights=recipe.weights, trust_pickle=trust_pickle, trust_code=trust_code)
     except UserError as exc:
         problems.append(str(exc))
     try:
@@ -62,10 +66,10 @@ def resolve_recipe(recipe: Recipe, trust_pickle: bool = False):
     return loaded, task
 
 
-def recipe_baseline(recipe: Recipe, trust_pickle: bool = False):
+def recipe_baseline(recipe: Recipe, trust_pickle: bool = False, trust_code: bool = False):
     """The recipe's model, trained as its `train` section says (or as loaded), in eval mode, and its task:
     the baseline that `sweep`, `sensitivity` and `fit --recipe` compress."""
-    loaded, task = resolve_recipe(recipe, trust_pickle)
+    loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
     model = loaded.module
     if recipe.train is not None:
         _train(model, task, recipe)
