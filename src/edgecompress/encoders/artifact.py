@@ -56,6 +56,12 @@ def embed(artifact_dir: str | Path, sentences: list[str], batch_size: int = 32) 
     >>> embed("runs/minilm/artifact", ["How do I sort a list?"]).shape  # doctest: +SKIP
     (1, 384)
     """
+    model, max_length, tokenizer = open_artifact(artifact_dir)
+    return embed_feeds(model, token_batches(tokenizer, list(sentences), batch_size, max_length))
+
+
+def open_artifact(artifact_dir: str | Path):
+    """(ONNX model path, max_length, tokenizer) of a shipped encoder folder, each checked before it is read."""
     from transformers import AutoTokenizer
 
     folder = Path(artifact_dir)
@@ -69,8 +75,7 @@ def embed(artifact_dir: str | Path, sentences: list[str], batch_size: int = 32) 
     except Exception as exc:  # transformers raises OSError, ValueError, ... for missing or broken files
         raise UserError(f"artifact: cannot load the tokenizer in {folder}: {first_line(exc)}; pass a folder written by edgecompress") from None
     check_onnx_file(folder / settings["model"], "artifact: ONNX file")  # (make_session checks it too: this names the artifact)
-    feeds = token_batches(tokenizer, list(sentences), batch_size, settings["max_length"])
-    return embed_feeds(folder / settings["model"], feeds)
+    return folder / settings["model"], settings["max_length"], tokenizer
 
 
 def _read_settings(path: Path) -> dict:

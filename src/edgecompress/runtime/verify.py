@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import yaml
 
 from edgecompress.errors import UserError
 from edgecompress.runtime.exactness import ExactnessReport, check_exactness
@@ -103,7 +102,7 @@ def verify(artifact_dir: str | Path, target: str = "portable", limit: int | None
 
 def _run_inputs(folder: Path, limit: int | None, recipe_path) -> tuple[Path, list, Callable, str]:
     """final.onnx, the task's evaluation batches, and the task metric over the outputs of all of them."""
-    from edgecompress.recipe.load import load_recipe, parse_recipe
+    from edgecompress.recipe.load import load_recipe
     from edgecompress.tasks.registry import BUILTIN_TASKS, load_task
 
     if recipe_path is not None:
@@ -112,7 +111,7 @@ def _run_inputs(folder: Path, limit: int | None, recipe_path) -> tuple[Path, lis
         saved = folder / "recipe.yaml"
         if not saved.is_file():
             raise UserError(f"artifact: {folder} has no recipe.yaml to find its task; pass --recipe")
-        recipe = parse_recipe(yaml.safe_load(saved.read_text(encoding="utf-8")), source=str(saved))
+        recipe = load_recipe(saved)
         if recipe.task not in BUILTIN_TASKS:  # a file we did not write here must not choose code to run
             raise UserError(f"recipe: {saved} names the task {recipe.task!r}, which is code; pass --recipe with your recipe to run it")
     task = load_task(recipe.task, recipe.seed)
@@ -142,20 +141,18 @@ def _encoder_inputs(folder: Path, sentences: int) -> tuple[Path, list, Callable]
     """artifact/model.onnx, token batches of held-out sentences, and fidelity to the baseline's embeddings."""
     import torch
 
-    from edgecompress.encoders.artifact import OUTPUT_NAME, _read_settings, embed_feeds
+    from edgecompress.encoders.artifact import OUTPUT_NAME, embed_feeds, open_artifact
     from edgecompress.encoders.batches import token_batches
     from edgecompress.encoders.corpus import docstring_corpus
     from edgecompress.encoders.fidelity import fidelity
-    from transformers import AutoTokenizer
 
-    settings = _read_settings(folder / "artifact" / "encoder.json")
-    tokenizer = AutoTokenizer.from_pretrained(folder / "artifact", local_files_only=True)
+    model, max_length, tokenizer = open_artifact(folder / "artifact")
     corpus = docstring_corpus(n_eval=2000, n_train=32, seed=0)
-    batches = token_batches(tokenizer, corpus.eval[:sentences], 32, settings["max_length"])
+    batches = token_batches(tokenizer, corpus.eval[:sentences], 32, max_length)
     reference = torch.from_numpy(embed_feeds(folder / "baseline" / "model.onnx", batches))
 
     def score(outputs: list[dict]) -> float:
         embeddings = torch.from_numpy(np.concatenate([o[OUTPUT_NAME] for o in outputs]))
         return fidelity(reference, embeddings, queries=min(200, len(embeddings))).cosine_mean
 
-    return folder / "artifact" / settings["model"], batches, score
+    return model, batches, score
