@@ -91,9 +91,19 @@ def _cell(result: dict | None) -> str:
     return f"**{result['score']:.2f}%**, {100 * result['off']:.1f}% of integer outputs off"
 
 
+CLASSES = ("x86-vnni", "x86-avx2", "arm64")
+
+
+def _table(head: list[str], rows: list[tuple[list[str], dict]]) -> list[str]:
+    """A markdown table: the given columns, then one cell per CPU class."""
+    lines = ["| " + " | ".join(head + list(CLASSES)) + " |", "|" + "---|" * (len(head) + len(CLASSES))]
+    return lines + ["| " + " | ".join(cells + [_cell(classes.get(c)) for c in CLASSES]) + " |" for cells, classes in rows]
+
+
 def markdown(result: dict) -> str:
-    classes = ("x86-vnni", "x86-avx2", "arm64")
-    lines = [
+    demo = [([t, f"{r['drop']:.2f}", f"{r['bytes']:,} B", f"{r['storage']:,} B", f"{r['latency']:.3f}x"], r["classes"]) for t, r in result["demo"].items()]
+    formats = [([label, f"{r['latency']:.2f}x"], r) for label, r in result["formats"].items()]
+    return "\n".join([
         "## int8 on every CPU class (targets)",
         "",
         f"Measured on {result['host']}; x86-avx2 is qemu's Haswell (AVX2, no VNNI), arm64 qemu's Cortex-A53 (NEON,",
@@ -104,19 +114,9 @@ def markdown(result: dict) -> str:
         "",
         "### The demo, portable (default) and x86-vnni targets, seed 0",
         "",
-        "| target | accuracy drop | ONNX file | packed | latency b256 | " + " | ".join(classes) + " |",
-        "|---|---|---|---|---|" + "---|" * len(classes),
-    ]
-    for target, row in result["demo"].items():
-        cells = " | ".join(_cell(row["classes"].get(c)) for c in classes)
-        lines.append(f"| {target} | {row['drop']:.2f} | {row['bytes']:,} B | {row['storage']:,} B | {row['latency']:.3f}x | {cells} |")
-    lines += [
+        *_table(["target", "accuracy drop", "ONNX file", "packed", "latency b256"], demo),
         "",
         "### ONNX Runtime's int8 formats, the demo's ternary QAT model (seed 0)",
         "",
-        "| format | latency b256 | " + " | ".join(classes) + " |",
-        "|---|---|" + "---|" * len(classes),
-    ]
-    for label, row in result["formats"].items():
-        lines.append(f"| {label} | {row['latency']:.2f}x | " + " | ".join(_cell(row.get(c)) for c in classes) + " |")
-    return "\n".join(lines)
+        *_table(["format", "latency b256"], formats),
+    ])
