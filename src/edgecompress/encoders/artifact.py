@@ -73,9 +73,19 @@ def _read_settings(path: Path) -> dict:
         raise UserError(f"artifact: {path} is not valid JSON ({first_line(exc)}); pass a folder written by edgecompress") from None
     if not isinstance(settings, dict) or not isinstance(settings.get("model"), str) or type(settings.get("max_length")) is not int or settings["max_length"] < 1:
         raise UserError(f"artifact: {path} lacks a model file name or a positive max_length; pass a folder written by edgecompress")
-    if not (path.parent / settings["model"]).is_file():
-        raise UserError(f"artifact: {path.parent} has no {settings['model']}; pass a folder written by edgecompress")
+    name = settings["model"]
+    if not _inside(path.parent, name):
+        raise UserError(f"artifact: {path} names a model file outside its folder ({name[:60]!r}); it must name a file directly in {path.parent}")
+    if not (path.parent / name).is_file():
+        raise UserError(f"artifact: {path.parent} has no {name}; pass a folder written by edgecompress")
     return settings
+
+
+def _inside(folder: Path, name: str) -> bool:
+    """`name` is a plain file name in `folder` (no path, no link leading out): the model an artifact ships."""
+    if not name or "\0" in name or len(name.encode()) > 255 or Path(name).name != name or name in (".", ".."):
+        return False
+    return (folder / name).resolve().is_relative_to(folder.resolve())
 
 
 def embed_feeds(onnx_path: str | Path, feeds: Iterable[Mapping[str, np.ndarray]]) -> np.ndarray:
