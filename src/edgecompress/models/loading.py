@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import pickle
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from torch import nn
 
 from edgecompress.errors import UserError
 from edgecompress.models.registry import BUILTIN_MODELS
+from edgecompress.paths import check_input_file, check_path_length
 
 _WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
 
@@ -43,6 +45,7 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
     10
     """
     spec = spec.strip()
+    check_path_length(spec, "model")
     path = Path(spec)
     if spec in BUILTIN_MODELS:
         builtin = BUILTIN_MODELS[spec]
@@ -68,7 +71,8 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
 def _load_weights_into(model: nn.Module, path: Path) -> None:
     from edgecompress.models.checkpoint import read_metadata, resize_to_saved
 
-    if path.suffix == ".safetensors" and path.is_file() and "edgecompress.layer_sizes" in _metadata(path, read_metadata):
+    check_input_file(path, "--weights")
+    if path.suffix == ".safetensors" and "edgecompress.layer_sizes" in _metadata(path, read_metadata):
         resize_to_saved(model, path)  # a compressed model saved by edgecompress: layers may have new sizes
         return
     _load_state_into(model, load_state_dict(path, field="--weights"), str(path))
@@ -93,9 +97,24 @@ def import_attribute(spec: str, field: str = "model"):
     return attribute
 
 
+def call_factory(factory, spec: str, field: str):
+    """What a `module:function` spec names: the function's result, or the object itself if not callable.
+
+    A function that needs arguments is refused before it is called (`os:system` must not run `os.system()`).
+    """
+    if not callable(factory):
+        return factory
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        raise UserError(f"{field}: {spec} needs arguments; name a function that takes none") from None
+    except ValueError:  # no signature to read (some built-ins): call it as it is
+        pass
+    return factory()
+
+
 def _call_factory(spec: str) -> nn.Module:
-    factory = import_attribute(spec)
-    model = factory() if callable(factory) else factory
+    model = call_factory(import_attribute(spec), spec, "model")
     if not isinstance(model, nn.Module):
         raise UserError(f"model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -103,13 +122,16 @@ def _call_factory(spec: str) -> nn.Module:
 
 def _import(module_name: str, spec: str, field: str):
     if module_name.endswith(".py"):
-        file = Path(module_name)
-        if not file.is_file():
-            raise UserError(f"{field}: file {file} in {spec!r} does not exist")
+        file = check_input_file(module_name, field)
         import_spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(import_spec)
         import_spec.loader.exec_module(module)
         return module
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise UserError(
+            f"{field}: {module_name!r} in {spec!r} is not an absolute module name (relative or malformed); "
+            "write it as package.module:function"
+        )
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
@@ -120,8 +142,7 @@ def _import(module_name: str, spec: str, field: str):
 
 def load_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Load tensors only: safetensors, or torch.load with weights_only=True (never arbitrary unpickling)."""
-    if not path.is_file():
-        raise UserError(f"{field}: file {path} does not exist")
+    check_input_file(path, field)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -154,8 +175,7 @@ def _load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def _load_saved_file(path: Path, trust_pickle: bool) -> LoadedModel:
-    if not path.is_file():
-        raise UserError(f"model: file {path} does not exist")
+    check_input_file(path, "model")
     if trust_pickle and path.suffix != ".safetensors":
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)

@@ -8,14 +8,13 @@ import yaml
 from pydantic import ValidationError
 
 from edgecompress.errors import UserError
+from edgecompress.paths import check_input_file
 from edgecompress.recipe.schema import Recipe
 
 
 def load_recipe(path: str | Path, seed: int | None = None) -> Recipe:
     """Parse a YAML recipe file (with `seed` overriding its seed); all errors are raised together as one UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe: file {path} does not exist")
+    path = check_input_file(path, "recipe")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
