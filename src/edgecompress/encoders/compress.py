@@ -30,8 +30,8 @@ from edgecompress.measure.latency import measure_feed_latencies
 from edgecompress.measure.params import count_params
 from edgecompress.progress import console
 from edgecompress.report.metrics import environment
-from edgecompress.rundir import owned_run_dir
-from edgecompress.seeding import seed_everything
+from edgecompress.rundir import owned_run_dir, scratch_dir
+from edgecompress.seeding import check_seed, seed_everything
 
 EVAL_SENTENCES = 2000
 LATENCY_BATCHES = (1, 32)
@@ -71,16 +71,19 @@ def compress_encoder(
     model_dir: str | Path | None = None,
     seed: int = 0,
     encoder: LoadedEncoder | None = None,
+    force: bool = False,
 ) -> EncoderResult:
     """Compress the encoder in `model_dir` (default: the bundled all-MiniLM-L6-v2) as `recipe` says.
 
-    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`.
+    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`; an
+    earlier finished encoder run there is replaced only with `force`.
 
     >>> result = compress_encoder(ROUTES["int8"], "runs/minilm-int8")  # doctest: +SKIP
     >>> result.final["fidelity"]["cosine_mean"]  # doctest: +SKIP
     """
+    check_seed(seed)
     loaded = encoder or load_encoder(model_dir)
-    with owned_run_dir(out_dir) as out:
+    with owned_run_dir(out_dir, "encoder", force=force) as out:
         return _compress(recipe, loaded, out, seed)
 
 
@@ -122,20 +125,16 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
         bake_block_qat(student)
     params = count_params(student)
 
-    with_float = out / "work" / "float.onnx"
-    export_encoder(student, with_float)
     final_path = out / "artifact" / MODEL_FILE
-    start = time.perf_counter()
-    if recipe.quantize == "int8":
-        steps["quantize"] = quantize_encoder_int8(with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float).details
-    elif recipe.quantize == "int4":
-        steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
-    else:
-        final_path.parent.mkdir(parents=True, exist_ok=True)
-        with_float.replace(final_path)
-    steps.setdefault("quantize", {})["seconds"] = round(time.perf_counter() - start, 2)
+    with scratch_dir() as work:
+        with_float = export_encoder(student, final_path if recipe.quantize == "none" else work / "float.onnx")
+        start = time.perf_counter()
+        if recipe.quantize == "int8":
+            steps["quantize"] = quantize_encoder_int8(with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float).details
+        elif recipe.quantize == "int4":
+            steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
+        steps.setdefault("quantize", {})["seconds"] = round(time.perf_counter() - start, 2)
     save_artifact(final_path, loaded.tokenizer, loaded.max_length, out / "artifact")
-    _remove_work(out / "work")
 
     console.log("scoring and timing both artifacts in ONNX Runtime")
     compressed = torch.from_numpy(embed_feeds(final_path, eval_feeds))
@@ -164,9 +163,3 @@ def _first(feed: dict, n: int) -> dict:
     mask = feed["attention_mask"][:n]
     length = int(mask.sum(axis=1).max())
     return {name: value[:n, :length] for name, value in feed.items()}
-
-
-def _remove_work(folder: Path) -> None:
-    for file in folder.glob("*"):
-        file.unlink()
-    folder.rmdir()

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
-from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text
 from edgecompress.models.checkpoint import resize_to_saved, save_model_file
+from edgecompress.rundir import mark_reused
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -45,34 +44,33 @@ def save_checkpoint(out: Path, key: str, fp: str, record: dict, torch_model: nn.
 
 
 def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[dict, nn.Module | None] | None:
-    """(record, torch model or None) of a finished stage, or None when it must be (re)computed."""
+    """(record, torch model or None) of a finished stage, or None when it must be (re)computed.
+
+    Anything wrong with a checkpoint (unreadable, foreign, damaged, not fitting the model) means "not finished":
+    the stage is computed again. Its files are never unpickled.
+    """
     folder = out / CHECKPOINT_DIR
     try:
         record = json.loads((folder / f"{key}.json").read_text())
     except (OSError, ValueError):
         return None
-    if record.get("fingerprint") != fp:
+    if not isinstance(record, dict) or record.get("fingerprint") != fp:
         return None
     artifact = record.get("artifact")
-    if artifact is not None and (not (out / artifact).is_file() or (out / artifact).stat().st_size != record["artifact_bytes"]):
+    if artifact is not None and not _whole(out, artifact, record.get("artifact_bytes")):
         return None
     model = None
+    weights = folder / f"{key}.safetensors"
     if record.get("has_torch"):
-        weights = folder / f"{key}.safetensors"
-        if not weights.is_file():
-            return None
         try:
             with torch.no_grad():
                 model = resize_to_saved(copy.deepcopy(template), weights).eval()
-        except (SafetensorError, UserError, OSError):
-            return None  # not a safetensors file we wrote (corrupt or swapped): recompute, never unpickle
+        except Exception:  # a damaged or swapped file of ours: recompute the stage
+            return None
+    mark_reused(folder / f"{key}.json", *([weights] if model is not None else []), *([out / artifact] if artifact else []))
     return record, model
 
 
-def clear_checkpoints(out: Path) -> None:
-    """A fresh (not resumed) run starts without any earlier run's stage files."""
-    for folder in (out / CHECKPOINT_DIR, out / "stages"):
-        if folder.is_dir():
-            for file in folder.iterdir():
-                if file.is_file():
-                    file.unlink()
+def _whole(out: Path, artifact, size) -> bool:
+    path = out / str(artifact)
+    return isinstance(artifact, str) and isinstance(size, int) and path.is_file() and path.stat().st_size == size
