@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench bench-quick clean
+.PHONY: install demo test bench bench-quick fuzz clean
 
 # torch is pinned to the CPU build 2.13.0 through constraints.txt (a newer torch would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -29,6 +29,11 @@ test: install chromium
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks
+
+# nightly: over 10,000 generated recipes and argument lists (benchmarks/fuzz.py); `make bench` runs it too.
+# Rewrites only the fuzzing section of BENCHMARKS.md.
+fuzz: install
+	$(PY) -m benchmarks --only fuzz
 
 # the README's headline claims, re-measured (about 3 minutes); CI runs it after the tests
 bench-quick: install

@@ -16,7 +16,7 @@ import platform
 import re
 from pathlib import Path
 
-from benchmarks import alternatives, block_sparse, curves, demo_pipeline, minilm, pruning, quantization
+from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, minilm, pruning, quantization
 from edgecompress.files import atomic_write_text
 from edgecompress.report.metrics import environment
 
@@ -48,6 +48,7 @@ SECTIONS = {
     "quantization": quantization,
     "block_sparse": block_sparse,
     "minilm": minilm,
+    "fuzz": fuzz,
 }
 
 
