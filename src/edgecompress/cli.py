@@ -364,8 +364,9 @@ def embed_command(
 
     from edgecompress.encoders.artifact import embed
     from edgecompress.files import atomic_path
-    from edgecompress.paths import check_input_file, check_output_file
+    from edgecompress.paths import check_input_dir, check_input_file, check_output_file
 
+    check_input_dir(artifact, "artifact")
     texts = list(sentences or [])
     if file is not None:
         texts += _text_lines(check_input_file(file, "--file"))
