@@ -6,8 +6,9 @@ command reached its work, where the harness stops it: taking its output director
 Anything else is a problem: exit code 1, a traceback, several lines, a file written by a refused command,
 training before the checks, or more than 2 seconds of CPU before the verdict.
 
-`make bench` runs `BUDGET` cases (`python -m benchmarks --only fuzz` alone); the test suite runs a smaller
-budget with the same strategies (tests/robustness/test_malformed_input.py).
+`make bench` runs `BUDGET` cases, new ones each time (a random Hypothesis seed, recorded in BENCHMARKS.md so a
+problem can be replayed; `make fuzz` runs this section alone); the test suite runs a smaller, fixed set with
+the same strategies and verdict (tests/robustness/test_malformed_input.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 BUDGET = {"recipes": 5000, "arguments": 6000}  # at least 10,000 cases in all
@@ -109,6 +110,39 @@ COMMAND_TOKENS = {
 }
 # where --out points: a fresh path, an existing file, a directory holding the user's files, under a file
 OUTS = ["{fresh}", "{a_file}", "{users_dir}", "{under_a_file}", "{long}", "{fresh}/{long}"]
+
+# Well-formed argument lists: each command's positionals and options with values of the right and wrong kind,
+# so the checks behind the parser are reached (None: a flag without a value).
+SEEDS = ["0", "7", "-1", str(2**32 - 1), str(2**32), "1" + "0" * 23]
+LEVELS = ["0.5,0.9", "1.5", "nan", "", "0.5,,x", "1e-320"]
+RECIPES = ["{valid_yaml}", "{bad_yaml}", "{int4_17_yaml}", "{missing}", "{folder}"]
+TRIALS = {"--seed": SEEDS, "--jobs": ["1", "2", "0"], "--executor": ["local", "dask"], "--recipe": RECIPES, "--force": None}
+WELL_FORMED = {
+    "inspect": (["digits-cnn", "digits-mlp", "nope", "os:getcwd", "os:system", "..:f", ".models:flat", "{garbage_onnx}",
+                 "{missing}", "{model_safetensors}", "{folder}", "/dev/null", "{long}"],
+                {"--input-shape": ["1,1,8,8", "1x0", "1,1,65536,65536", "1,8,8", "1," + "9" * 400],
+                 "--weights": ["{model_safetensors}", "{folder}", "/dev/null", "{missing}", "{garbage_onnx}"],
+                 "--target-size": ["50KB", "-5KB", "20", "9" * 400], "--trust-pickle": None, "--force": None}),
+    "run": (["examples/digits.yaml", *RECIPES, "/dev/null"],
+            {"--seed": SEEDS, "--trust-pickle": None, "--resume": None, "--force": None}),
+    "demo": ([], {"--seed": SEEDS, "--resume": None, "--force": None}),
+    "sweep": ([], {**TRIALS, "--levels": LEVELS, "--methods": ["channel", "lowrank,bogus", "", "unstructured,channel8"],
+                   "--finetune-epochs": ["1", "0"], "--tolerance": ["0.5", "nan", "-1"], "--latency-batch": ["256", "0"],
+                   "--no-dense-baseline": None, "--resume": None}),
+    "sensitivity": ([], {**TRIALS, "--levels": LEVELS, "--tolerance": ["0.5", "nan", "-1"]}),
+    "fit": ([], {**TRIALS, "--max-size": ["20KB", "0KB", "9" * 400], "--max-latency": ["0.5x", "-3ms", "0.3ms", "9" * 400],
+                 "--max-drop": ["1", "-1", "nan"], "--size-of": ["packed", "onnx", "zip"], "--resume": None}),
+    "pack": (["{tiny_onnx}", "{garbage_onnx}", "{missing}", "{empty}", "{tampered_ecz}", "{folder}", "/dev/null"], {"--force": None}),
+    "unpack": (["{tiny_ecz}", "{truncated_ecz}", "{tampered_ecz}", "{garbage_onnx}", "{missing}", "{empty}", "{folder}"],
+               {"--force": None}),
+    "encoder": (["int8", "int4", "structured", "int2"],
+                {"--model-dir": ["{missing}", "{folder}", "{a_file}"], "--distill-seconds": ["0", "-1", "inf", "9" * 400],
+                 "--ffn-fraction": ["0.5", "1.0", "nan"], "--head-fraction": ["0.5", "1.0"], "--quantize": ["none", "int8", "fp8"],
+                 "--keep-float": ["0", "3", "-1"], "--seed": SEEDS, "--force": None}),
+    "embed": (["{bad_artifact}", "{outside_artifact}", "{missing}", "{folder}", "hello world"],
+              {"--file": ["{empty}", "{binary}", "{folder}", "/dev/null", "{valid_yaml}"], "--force": None}),
+    "dtypes": ([], {"--value": ["nan", "1e308", "3.14", "-0"], "--int-range": ["1e-320", "1e-300", "4", "inf"]}),
+}
 
 
 class WorkReached(BaseException):
@@ -201,10 +235,29 @@ def _tiny_onnx(path: Path) -> Path:
 
 
 def command_args():
-    """Argument lists: a command, its tokens and common ones in any order, and where --out points."""
+    """Argument lists: tokens in any order (the parser's errors), or well-formed options with values of the right
+    and wrong kind (the checks behind it); --out pointing anywhere in OUTS."""
+    def tokens(command):
+        token = st.sampled_from(COMMAND_TOKENS[command] + COMMON) | st.text(max_size=6)
+        return st.lists(token, max_size=7)
+
+    def option(command):
+        options = WELL_FORMED[command][1]
+        return st.sampled_from(sorted(options)).flatmap(
+            lambda name: st.just([name]) if options[name] is None else st.sampled_from(options[name]).map(lambda value: [name, value])
+        )
+
+    def well_formed(command):
+        positionals = st.lists(st.sampled_from(WELL_FORMED[command][0]), min_size=1, max_size=2) if WELL_FORMED[command][0] else st.just([])
+        return st.tuples(positionals, st.lists(option(command), max_size=4)).map(lambda t: [*t[0], *sum(t[1], [])])
+
     def for_command(command):
-        tokens = st.sampled_from(COMMAND_TOKENS[command] + COMMON) | st.text(max_size=6)
-        return st.tuples(st.lists(tokens, max_size=7), st.sampled_from(OUTS)).map(lambda t: [command, *t[0], "--out", t[1]])
+        rest = st.one_of(tokens(command), well_formed(command))
+        if command == "dtypes":  # it writes nothing: no --out
+            return rest.map(lambda r: [command, *r])
+        usable = "{fresh}.npy" if command == "embed" else "{fresh}"
+        out = st.just(usable) | st.sampled_from(OUTS)  # half the time a usable --out, so the rest is checked
+        return st.tuples(rest, out).map(lambda t: [command, *t[0], "--out", t[1]])
 
     return st.sampled_from(sorted(COMMAND_TOKENS)).flatmap(for_command)
 
@@ -221,7 +274,8 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
     from edgecompress.cli import main
 
     fresh = scratch / "fresh"
-    shutil.rmtree(fresh, ignore_errors=True)
+    for leftover in scratch.glob("fresh*"):  # what an accepted case wrote: a file, or a directory
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     paths = {**{k: str(v) for k, v in inputs.items()}, "fresh": str(fresh), "long": LONG_NAME}
     args = [_substitute(a, paths) for a in args]
     if "--help" in args:
@@ -291,22 +345,29 @@ class Tally:
         self.verdicts[outcome.verdict] += 1
         self.max_cpu = max(self.max_cpu, outcome.cpu_seconds)
         if outcome.verdict == "problem":
-            self.problems.append(outcome.detail)
+            self.problems.append(outcome.detail if len(outcome.detail) <= 300 else outcome.detail[:300] + "...")
 
 
-def fuzz(recipes: int, arguments: int, root: Path) -> dict[str, Tally]:
-    """Run `recipes` generated recipes and `arguments` generated argument lists; tally how each ended."""
+def fuzz(recipes: int, arguments: int, root: Path, random_seed: int | None = None) -> dict[str, Tally]:
+    """Run `recipes` generated recipes and `arguments` generated argument lists; tally how each ended.
+
+    Without `random_seed` the cases are the same every time (CI); with one, new cases each run (nightly),
+    which that seed reproduces.
+    """
     inputs = make_inputs(root / "inputs")
     scratch = root / "inputs" / "scratch"
     scratch.mkdir(exist_ok=True)
     tallies = {"recipes": Tally(), "arguments": Tally()}
-    quiet = settings(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    quiet = settings(deadline=None, database=None, derandomize=random_seed is None, suppress_health_check=list(HealthCheck))
+    seeded = (lambda test: test) if random_seed is None else seed(random_seed)
 
+    @seeded
     @settings(quiet, max_examples=recipes)
     @given(recipe=RECIPE)
     def each_recipe(recipe):
         tallies["recipes"].add(run_recipe_case(recipe, inputs, scratch))
 
+    @seeded
     @settings(quiet, max_examples=arguments)
     @given(args=command_args())
     def each_argument_list(args):
@@ -318,11 +379,12 @@ def fuzz(recipes: int, arguments: int, root: Path) -> dict[str, Tally]:
 
 
 def run() -> dict:
+    random_seed = int.from_bytes(os.urandom(4), "little")
     with tempfile.TemporaryDirectory(prefix="edgecompress-fuzz-") as root:
         start = time.perf_counter()
-        tallies = fuzz(BUDGET["recipes"], BUDGET["arguments"], Path(root))
+        tallies = fuzz(BUDGET["recipes"], BUDGET["arguments"], Path(root), random_seed)
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, **{kind: tally.__dict__ for kind, tally in tallies.items()}}
+    return {"seconds": seconds, "seed": random_seed, **{kind: tally.__dict__ for kind, tally in tallies.items()}}
 
 
 def markdown(result: dict) -> str:
@@ -339,7 +401,8 @@ def markdown(result: dict) -> str:
     listed = "".join(f"\n- {p}" for p in problems[:20])
     return (
         "## Fuzzing the command line\n\n"
-        f"{total:,} generated cases (`benchmarks/fuzz.py`, Hypothesis, derandomized) in {result['seconds']:.0f} s: "
+        f"{total:,} generated cases (`benchmarks/fuzz.py`, Hypothesis seed {result['seed']}: new cases every run) in "
+        f"{result['seconds']:.0f} s: "
         "recipes run with `edgecompress run`, and argument lists for every command. Each must be refused (exit 2, "
         "one line, nothing written, within 2 s of CPU), accepted (exit 0), or valid (every check passed: the "
         "harness stops it where its work starts). Anything else is a problem.\n\n"
