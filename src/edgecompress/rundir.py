@@ -118,17 +118,21 @@ class _Owned:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         self.state_existed = self.state.is_dir()
-        try:
-            self.state.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--out: cannot write into {self.shown}: {exc.strerror}") from None
         lock = FileLock(str(self.state / LOCK_NAME), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise UserError(
-                f"--out: {self.shown} is in use by another edgecompress command; wait for it to finish or choose another directory"
-            ) from None
+        for attempt in range(3):  # a failed command may remove an empty state folder between mkdir and the lock
+            try:
+                self.state.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+                break
+            except Timeout:
+                raise UserError(
+                    f"--out: {self.shown} is in use by another edgecompress command; wait for it to finish or choose another directory"
+                ) from None
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+            except OSError as exc:
+                raise UserError(f"--out: cannot write into {self.shown}: {exc.strerror}") from None
         try:
             yield
         finally:
