@@ -147,7 +147,8 @@ class _Owned:
                 self._leave_no_trace()
                 raise UserError(f"--out: {exc}; pass --force to write into {self.shown} anyway") from None
             previous = None
-        if previous is None or not previous.files:
+        if previous is None or not any((self.out / rel).exists() for rel in previous.files):  # nothing of ours left
+            previous = None
             if not self.force and any(entry.name != STATE_DIR for entry in self.out.iterdir()):
                 self._leave_no_trace()
                 raise UserError(

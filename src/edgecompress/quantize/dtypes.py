@@ -58,7 +58,7 @@ def dtype_table(value: float = math.pi, int_max_abs: float = 4.0) -> list[DtypeR
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise UserError(f"value: must be a finite number, got {value!r}")
     if isinstance(int_max_abs, bool) or not isinstance(int_max_abs, numbers.Real) or not MIN_INT_RANGE <= int_max_abs < math.inf:
-        raise UserError(f"int_max_abs: must be a finite number of at least {MIN_INT_RANGE:.3g} (the tensor's largest magnitude), got {int_max_abs!r}")
+        raise UserError(f"int_max_abs: must be a positive finite number of at least {MIN_INT_RANGE:.3g} (the tensor's largest magnitude), got {int_max_abs!r}")
     value = float(value)
     rows = []
     for name, dtype in FLOAT_DTYPES:
