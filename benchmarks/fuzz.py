@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 BUDGET = {"recipes": 5000, "arguments": 6000}  # at least 10,000 cases in all
 MAX_CPU_SECONDS = 2.0
 LONG_NAME = "n" * 300
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RECIPE_FILE = "recipe.yaml"  # where a generated recipe is written, in the scratch folder
 
 # Recipes: fields of every stage, with values of every kind, including the ones that once ran minutes of work
 # before being refused (int4 block sizes, overflowing seeds, infinite weight decay, a vanishing temperature).
@@ -92,7 +94,7 @@ COMMAND_TOKENS = {
     "inspect": ["digits-cnn", "nope", "os:getcwd", "os:system", "..:f", ".models:flat", "--input-shape", "1,1,8,8",
                 "1x0", "1,1,65536,65536", "--weights", "--trust-pickle", "--target-size", "50KB", "-5KB",
                 "{garbage_onnx}", "{missing}", "{model_safetensors}"],
-    "run": ["examples/digits.yaml", "{bad_yaml}", "{missing}", "{valid_yaml}", "{int4_17_yaml}", "--trust-pickle"],
+    "run": ["{examples}/digits.yaml", "{bad_yaml}", "{missing}", "{valid_yaml}", "{int4_17_yaml}", "--trust-pickle"],
     "demo": [],
     "sweep": ["--levels", "0.5,0.9", "1.5", "0.5,,x", "--methods", "channel", "lowrank,bogus", "bogus",
               "--finetune-epochs", "--tolerance", "--jobs", "--executor", "local", "dask", "--no-dense-baseline",
@@ -123,7 +125,7 @@ WELL_FORMED = {
                 {"--input-shape": ["1,1,8,8", "1x0", "1,1,65536,65536", "1,8,8", "1," + "9" * 400],
                  "--weights": ["{model_safetensors}", "{folder}", "/dev/null", "{missing}", "{garbage_onnx}"],
                  "--target-size": ["50KB", "-5KB", "20", "9" * 400], "--trust-pickle": None, "--force": None}),
-    "run": (["examples/digits.yaml", *RECIPES, "/dev/null"],
+    "run": (["{examples}/digits.yaml", *RECIPES, "/dev/null"],
             {"--seed": SEEDS, "--trust-pickle": None, "--resume": None, "--force": None}),
     "demo": ([], {"--seed": SEEDS, "--resume": None, "--force": None}),
     "sweep": ([], {**TRIALS, "--levels": LEVELS, "--methods": ["channel", "lowrank,bogus", "", "unstructured,channel8"],
@@ -274,9 +276,10 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
     from edgecompress.cli import main
 
     fresh = scratch / "fresh"
-    for leftover in scratch.glob("fresh*"):  # what an accepted case wrote: a file, or a directory
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    paths = {**{k: str(v) for k, v in inputs.items()}, "fresh": str(fresh), "long": LONG_NAME}
+    for leftover in scratch.iterdir():  # what an accepted case wrote (the recipe of this case stays)
+        if leftover.name != RECIPE_FILE:
+            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+    paths = {**{k: str(v) for k, v in inputs.items()}, "fresh": str(fresh), "long": LONG_NAME, "examples": str(EXAMPLES)}
     args = [_substitute(a, paths) for a in args]
     if "--help" in args:
         args = [a for a in args if a != "--help"]  # help succeeds by design
@@ -284,7 +287,8 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
     stderr = io.StringIO()
     start = time.process_time()
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr), stopped_at_work():
+        # in the scratch folder: a relative output path (even one named "--out") lands there, not in the repository
+        with contextlib.chdir(scratch), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr), stopped_at_work():
             code = main(args)
     except WorkReached:
         if _listing(inputs["folder"].parent) != before:
@@ -313,7 +317,7 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
 
 
 def run_recipe_case(recipe, inputs: dict[str, Path], scratch: Path) -> Outcome:
-    path = scratch / "recipe.yaml"
+    path = scratch / RECIPE_FILE
     path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
     return run_case(["run", str(path), "--out", "{fresh}"], inputs, scratch)
 
@@ -325,13 +329,12 @@ def _substitute(token: str, paths: dict[str, str]) -> str:
 
 
 def _listing(root: Path) -> list[tuple[str, int]]:
-    """Every path under `root` (scratch files aside) with its size: what a refused command must not change."""
+    """Every path under `root` with its size: what a refused command must not change."""
     entries = []
     for folder, dirs, names in os.walk(root):
         for name in dirs + names:
             path = Path(folder) / name
-            if "scratch" not in path.relative_to(root).parts:
-                entries.append((str(path.relative_to(root)), path.stat().st_size if path.is_file() else -1))
+            entries.append((str(path.relative_to(root)), path.stat().st_size if path.is_file() else -1))
     return sorted(entries)
 
 
