@@ -16,7 +16,7 @@ import platform
 import re
 from pathlib import Path
 
-from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, minilm, pruning, quantization, targets
+from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, minilm, pruning, quantization, targets, untrusted_files
 from edgecompress.files import atomic_write_text
 from edgecompress.report.metrics import environment
 
@@ -49,7 +49,8 @@ SECTIONS = {
     "quantization": quantization,
     "block_sparse": block_sparse,
     "minilm": minilm,
-    "fuzz": fuzz,  # the nightly fuzzing run: `make fuzz` is `python -m benchmarks --only fuzz`
+    "fuzz": fuzz,  # fuzzing the command line; `make fuzz` runs this and "untrusted"
+    "untrusted": untrusted_files,  # untrusted files: property tests at 6x and crafted .ecz files
     "targets": targets,
 }
 

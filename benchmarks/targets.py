@@ -14,7 +14,6 @@ import io
 import tempfile
 from pathlib import Path
 
-import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 

@@ -187,5 +187,5 @@ def test_killed_fit_resumes_without_rerunning_finished_candidates(too_fast, trai
     resumed = fit(trained_cnn, digits, tmp_path / "k", resume=True, **settings)
     assert runs == ["Quantize", "Prune"]  # only the missing candidate ran
     assert _numbers(resumed) == _numbers(reference)
-    fit(trained_cnn, digits, tmp_path / "k", **settings)  # without --resume: everything again
+    fit(trained_cnn, digits, tmp_path / "k", force=True, **settings)  # --force: everything again
     assert runs == ["Quantize", "Prune", "Quantize", "Prune"]

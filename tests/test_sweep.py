@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import pytest
 
@@ -9,7 +8,9 @@ from edgecompress.curves import sweep
 from edgecompress.curves import sweep_trials
 from edgecompress.curves.points import point_key
 from edgecompress.errors import UserError
+from edgecompress.files import atomic_write_bytes
 from edgecompress.measure.params import count_params
+from edgecompress.rundir import owned_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +61,18 @@ def test_interrupted_sweep_resumes_without_recomputing(swept, trained_cnn, digit
         raise AssertionError("a finished point was recomputed")
 
     monkeypatch.setattr(points_module, "export_onnx", no_export)
-    again = sweep(trained_cnn, digits, out, levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0)
+    again = sweep(trained_cnn, digits, out, levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0, resume=True)
     assert again.points == result.points
 
 
 def test_parallel_sweep_gives_the_same_table_and_resumes(swept, trained_cnn, digits, tmp_path):
     out, result = swept
     # a parallel sweep resuming one killed after 5 points: 3 trials (4 points, whole or half trials) run in 2 workers
-    (tmp_path / "p" / "points").mkdir(parents=True)
-    for key in ("baseline-0-raw", "unstructured-0.5-raw", "unstructured-0.5-ft", "channel-0.5-raw", "channel-0.9-ft"):
-        for suffix in (".json", ".onnx", ".ecz"):
-            shutil.copy(out / "points" / f"{key}{suffix}", tmp_path / "p" / "points")
-    parallel = sweep(trained_cnn, digits, tmp_path / "p", levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0, jobs=2)
+    with owned_run_dir(tmp_path / "p", "sweep") as killed:  # what the killed sweep had written
+        for key in ("baseline-0-raw", "unstructured-0.5-raw", "unstructured-0.5-ft", "channel-0.5-raw", "channel-0.9-ft"):
+            for suffix in (".json", ".onnx", ".ecz"):
+                atomic_write_bytes(killed / "points" / f"{key}{suffix}", (out / "points" / f"{key}{suffix}").read_bytes())
+    parallel = sweep(trained_cnn, digits, tmp_path / "p", levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0, jobs=2, resume=True)
     assert parallel.points == result.points and parallel.baseline == result.baseline
     assert (tmp_path / "p" / "sweep.csv").read_text() == (out / "sweep.csv").read_text()
     for key in ("channel-0.5-ft", "unstructured-0.9-raw"):  # computed in a worker, byte for byte the same file
@@ -95,7 +96,7 @@ def test_killed_sweep_recomputes_only_the_missing_points_and_lowrank_is_a_method
     assert measured == ["baseline-0-raw", "lowrank-0.5-raw", "lowrank-0.5-ft"]
     measured.clear()
     limit = None
-    result = sweep(trained_cnn, digits, tmp_path / "k", **settings)
+    result = sweep(trained_cnn, digits, tmp_path / "k", resume=True, **settings)
     assert measured == ["lowrank-0.8-raw", "lowrank-0.8-ft"]
     assert len(result.points) == 4 and "lowrank" in result.sweet_spots
 

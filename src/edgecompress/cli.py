@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +26,11 @@ app = typer.Typer(
 )
 _options = {"debug": False}
 console = Console()  # results go to stdout; progress and logs go to stderr
+MAX_SEED = 2**32 - 1  # as edgecompress.seeding.MAX_SEED (imported lazily: help needs no torch)
+
+_RESUME_RUN_HELP = "Continue the run in --out (killed or finished): reuse its trained baseline and finished stages; the result is the same as an uninterrupted run."
+_FORCE_HELP = "Replace the earlier edgecompress output in --out (its files are deleted first), or write into a directory holding other files (only files of the same names are replaced)."
+_FORCE_FILE_HELP = "Replace the output file if it already exists."
 
 _TRUST_CODE_HELP = ("Allow a .safetensors file's metadata (edgecompress.arch) to name its architecture as module:function "
                     "or file.py:function: edgecompress then imports and runs that Python code. Without it only built-in "
@@ -47,19 +53,22 @@ _TARGET_HELP = (
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for artifacts, metrics.json and the report."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same models and scores."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed; the same seed gives the same models and scores."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, train ternary weights, quantize to int8, and
     measure it all in ONNX Runtime.
 
     Writes baseline.onnx and final.onnx (and their packed .ecz files), stages/, model.safetensors,
     metrics.json, report.html, PNG plots and checkpoints/ to --out. Same as: run examples/digits.yaml.
+    A directory holding an earlier run is refused unless --resume or --force.
     """
     from edgecompress.demo import run_demo
     from edgecompress.summary import run_summary_table
 
-    result = run_demo(out, seed=seed, target=check_target(target))
+    result = run_demo(out, seed=seed, target=check_target(target), resume=resume, force=force)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
@@ -68,22 +77,24 @@ def demo(
 def run_command(
     recipe: Path = typer.Argument(..., help="YAML recipe: model, task, optional training, and the ordered stages."),
     out: Path = typer.Option(Path("runs/recipe"), "--out", help="Directory for artifacts, metrics.json and the report."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the recipe's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Override the recipe's seed."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
-    resume: bool = typer.Option(False, "--resume", help="Reuse the trained baseline and finished stages of an earlier (killed) run in --out."),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: Optional[str] = typer.Option(None, "--target", help=_TARGET_HELP),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
 ) -> None:
     """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
 
     Each finished stage is checkpointed in --out/checkpoints; after a crash or kill, --resume continues
-    from the last finished stage and ends with the same result as an uninterrupted run.
+    from the last finished stage and ends with the same result as an uninterrupted run. A directory holding
+    an earlier run is refused unless --resume or --force; files edgecompress did not write are never deleted.
     """
     from edgecompress.recipe import load_recipe, run_recipe
     from edgecompress.summary import run_summary_table
 
     loaded = load_recipe(recipe, seed=seed, target=check_target(target) if target else None)
-    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume, trust_code=trust_code)
+    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume, force=force, trust_code=trust_code)
     console.print(run_summary_table(result))
     console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
@@ -97,14 +108,17 @@ def inspect_command(
     arch: Optional[str] = typer.Option(None, "--arch", help="The architecture to load a saved weights file MODEL into: a built-in name or module:function (which is imported and run). Overrides the file's own edgecompress.arch metadata."),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
     target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, e.g. 50KB or 48KiB."),
-    out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json."),
+    out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json (an earlier inspect's are replaced)."),
+    force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files or another command's output (files of the same names are replaced)."),
 ) -> None:
     """Per-layer table (params, bytes, MACs, sparsity, dtype), bar charts, saved-size check and target-size advice."""
-    from edgecompress.files import atomic_write_text, check_output_dir, prepare_output_dir
+    from edgecompress.files import atomic_write_text
     from edgecompress.inspect import advise_target_size, check_saved_size, layer_table
     from edgecompress.inspect.render import advice_lines, layers_json, layers_rich_table, saved_size_line
     from edgecompress.models import load_model
+    from edgecompress.paths import check_output_dir
     from edgecompress.plotting.layer_charts import plot_layers
+    from edgecompress.rundir import owned_run_dir
     from edgecompress.sizes import parse_size
 
     target = parse_size(target_size, field="--target-size") if target_size is not None else None
@@ -118,9 +132,9 @@ def inspect_command(
     advice = advise_target_size(table, target) if target is not None else None
     saved = check_saved_size(loaded.module, loaded.saved_file)
 
-    prepare_output_dir(out)
-    chart = plot_layers({loaded.source: table}, out / "layers.png", title=loaded.source)
-    atomic_write_text(out / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
+    with owned_run_dir(out, "inspect", force=force) as owned:
+        chart = plot_layers({loaded.source: table}, owned / "layers.png", title=loaded.source)
+        atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
 
     console.print(layers_rich_table(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
     console.print(saved_size_line(saved))
@@ -144,7 +158,7 @@ def sweep_command(
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, latency.csv, sweep.png and points/."),
     dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help=_SEED_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP),
     executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
@@ -152,30 +166,37 @@ def sweep_command(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
     latency_batch: int = typer.Option(256, "--latency-batch", min=1, help="Batch size at which every point's ONNX file is timed (ONNX Runtime, 1 thread, after the trials)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the sweep in --out (interrupted or finished): keep the points it measured with the same model and settings."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Sparsity-vs-accuracy curves of the demo's digits CNN (or a recipe's model), with and without fine-tuning,
     each method's sweet spot, and smaller dense models of the same parameter counts trained from scratch (does
     pruning win? built-in digits models only: they are the ones with a width to scale).
 
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
-    interrupted sweep started again recomputes only what is missing. Points run in parallel with --jobs N
+    interrupted sweep continued with --resume recomputes only what is missing (without --resume or --force, a
+    directory holding an earlier sweep is refused). Points run in parallel with --jobs N
     (local worker processes) or on a Ray cluster with --executor ray; the table is the same either way.
     Latency (latency.csv, third panel of the plot) is timed afterwards on this machine, as a ratio to the baseline.
     """
     from edgecompress.curves import sweep
-    from edgecompress.files import check_output_dir
+    from edgecompress.curves.sparsity_sweep import check_sweep
     from edgecompress.models import DigitsCNN, DigitsMLP
+    from edgecompress.paths import check_output_dir
+    from edgecompress.rundir import owned_run_dir
 
-    level_values = _floats(levels, "--levels")
+    level_values = tuple(_floats(levels, "--levels"))
     method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    check_sweep(level_values, method_names, finetune_epochs, tolerance, latency_batch)
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    model, task = baseline.trained()
     small = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}.get(baseline.model_name) if dense_baseline else None
     if dense_baseline and small is None:
         console.print(f"no smaller dense models: {baseline.model_name} is not a built-in model with a width to scale")
-    result = sweep(model, task, out, tuple(level_values), method_names, finetune_epochs, tolerance, baseline.seed, small_dense=small,
-                   baseline_epochs=baseline.epochs, executor=baseline.executor, latency_batch=latency_batch)
+    with owned_run_dir(out, "sweep", resume=resume, force=force):
+        model, task = baseline.trained()
+        result = sweep(model, task, out, level_values, method_names, finetune_epochs, tolerance, baseline.seed, small_dense=small,
+                       baseline_epochs=baseline.epochs, executor=baseline.executor, latency_batch=latency_batch, resume=resume)
     for row in result.dense_comparison:
         console.print(
             f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
@@ -194,27 +215,32 @@ def sensitivity_command(
     levels: str = typer.Option("0.5,0.7,0.8,0.9,0.95", "--levels", help="Comma-separated sparsity levels in (0, 1)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a layer's amount may cause."),
     out: Path = typer.Option(Path("runs/sensitivity"), "--out", help="Directory for sensitivity.json and sensitivity.png."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help=_SEED_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP),
     executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Prune each layer of the demo's digits CNN (or a recipe's model) alone at each level and measure the drop; suggest per-layer amounts.
 
     sensitivity.json holds a ready `prune` stage whose per_layer amounts give sensitive layers less sparsity.
-    Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results.
+    Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results. A directory
+    holding an earlier finished output is refused unless --force.
     """
-    from edgecompress.curves.sensitivity import layer_sensitivity
-    from edgecompress.files import check_output_dir
+    from edgecompress.curves.sensitivity import check_sensitivity, layer_sensitivity
+    from edgecompress.paths import check_output_dir
+    from edgecompress.rundir import owned_run_dir
 
     level_values = tuple(_floats(levels, "--levels"))
+    check_sensitivity(level_values, tolerance)
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    model, task = baseline.trained()
-    document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor)
+    with owned_run_dir(out, "sensitivity", force=force):
+        model, task = baseline.trained()
+        document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor)
     amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
     console.print(f"per-layer amounts within {tolerance:g} ({document['scored_on']}): {amounts}")
     console.print(f"details: {out / 'sensitivity.json'}   plot: {out / 'sensitivity.png'}")
@@ -224,7 +250,8 @@ def _floats(text: str, field: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"{field}: cannot parse {text!r}; give comma-separated numbers, e.g. 0.5,0.8,0.9") from None
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise UserError(f"{field}: cannot parse {shown!r}; give comma-separated numbers, e.g. 0.5,0.8,0.9") from None
 
 
 class _Baseline:
@@ -237,9 +264,10 @@ class _Baseline:
         from edgecompress.demo import demo_recipe
         from edgecompress.recipe import load_recipe
 
+        from edgecompress.recipe.run import resolve_recipe
+        from edgecompress.tasks.checks import check_task
+
         self.recipe = load_recipe(recipe_path, seed) if recipe_path is not None else demo_recipe(seed or 0)
-        self.trust_pickle = trust_pickle
-        self.trust_code = trust_code
         self.seed = self.recipe.seed
         self.model_name = self.recipe.model
         self.epochs = self.recipe.train.epochs if self.recipe.train is not None else 40
@@ -247,12 +275,15 @@ class _Baseline:
             self.executor = self.recipe.execution.make()
         else:
             self.executor = make_executor(executor or "local", jobs or 1, ray_address)
+        loaded, self.task = resolve_recipe(self.recipe, trust_pickle, trust_code)
+        self.model = loaded.module
+        check_task(self.model, self.task)
 
     def trained(self):
         """The recipe's model trained as its `train` section says (the demo's: 40 epochs), and its task."""
-        from edgecompress.recipe.run import recipe_baseline
+        from edgecompress.recipe.run import train_baseline
 
-        return recipe_baseline(self.recipe, self.trust_pickle, self.trust_code)
+        return train_baseline(self.model, self.task, self.recipe), self.task
 
 
 @app.command("fit")
@@ -262,14 +293,15 @@ def fit_command(
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Largest allowed metric drop vs the baseline (metric units); no limit if omitted."),
     size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx (the runnable file)."),
     out: Path = typer.Option(Path("runs/fit"), "--out", help="Directory for the candidates, fit.json and pareto.png."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help=_SEED_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help=_SEED_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP.replace("trials", "candidates")),
     executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP.replace("trials", "candidates")),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
-    resume: bool = typer.Option(False, "--resume", help="Keep the candidates a killed or finished run on --out already completed with the same settings."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the fit in --out (killed or finished): keep the candidates it completed with the same settings."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
 ) -> None:
     """Find the smallest compressed digits CNN (or a recipe's model) within --max-size and/or --max-latency that loses at most --max-drop.
@@ -280,19 +312,22 @@ def fit_command(
     A ratio latency budget compares each candidate with the baseline timed in the same run (trustworthy on a
     busy machine); an absolute one depends on the machine and its load.
     Candidates run in parallel with --jobs N or on Ray with --executor ray (same sizes and scores); each is
-    saved as it finishes, and --resume reruns only the candidates a killed run had not finished.
+    saved as it finishes, and --resume reruns only the candidates a killed run had not finished. Without
+    --resume or --force, a directory holding an earlier fit is refused.
     """
-    from edgecompress.files import check_output_dir
     from edgecompress.fit import check_targets, fit
+    from edgecompress.paths import check_output_dir
+    from edgecompress.rundir import owned_run_dir
     from edgecompress.sizes import parse_size
 
     budget = parse_size(max_size, field="--max-size") if max_size is not None else None
     check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    model, task = baseline.trained()
-    result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
-                 executor=baseline.executor, resume=resume, target=check_target(target))
+    with owned_run_dir(out, "fit", resume=resume, force=force):
+        model, task = baseline.trained()
+        result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
+                     executor=baseline.executor, resume=resume, target=check_target(target))
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
 
@@ -307,23 +342,26 @@ def encoder_command(
     head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of attention heads to remove in every layer, in [0, 1)."),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="none, int8 or int4 (overrides the route's choice)."),
     keep_float: Optional[int] = typer.Option(None, "--keep-float", help="int8 only: keep this many MatMuls in fp32, those with the worst int8 error on the calibration sentences (mixed precision; each costs 3 bytes per weight)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (corpus split, distillation order)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (corpus split, distillation order)."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Compress a sentence encoder (default: all-MiniLM-L6-v2, offline) and measure it against the original.
 
     Fidelity (mean and 5th-percentile cosine, overlap@10 of nearest neighbours) is computed on 2,000 held-out
     sentences from the standard library's docstrings by running both shipped ONNX files in ONNX Runtime.
     MatMuls kept in float by --keep-float are chosen on calibration sentences, never on those 2,000; metrics.json
-    lists them with their SQNR.
+    lists them with their SQNR. A directory holding an earlier finished output is refused unless --force.
     """
     from edgecompress.encoders.compress import compress_encoder
     from edgecompress.encoders.recipe import route_recipe
-    from edgecompress.files import check_output_dir
+    from edgecompress.paths import check_input_dir, check_output_dir
 
     recipe = route_recipe(route, distill_seconds=distill_seconds, ffn_fraction=ffn_fraction, head_fraction=head_fraction, quantize=quantize, keep_float=keep_float)
     check_output_dir(out)
-    result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed, target=check_target(target))
+    if model_dir is not None:
+        check_input_dir(model_dir, "--model-dir")
+    result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed, target=check_target(target), force=force)
     base, final = result.baseline, result.final
     fid = final["fidelity"]
     console.print(
@@ -340,24 +378,25 @@ def embed_command(
     sentences: Optional[list[str]] = typer.Argument(None, help="Sentences to embed (or use --file)."),
     file: Optional[Path] = typer.Option(None, "--file", help="A UTF-8 text file with one sentence per line."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the embeddings here as .npy (one row per sentence) instead of printing JSON."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_FILE_HELP),
 ) -> None:
     """Embed sentences with a shipped encoder artifact, run by ONNX Runtime (the file that was measured)."""
     import numpy as np
 
     from edgecompress.encoders.artifact import embed
     from edgecompress.files import atomic_path
-    from edgecompress.untrusted.limits import MAX_TEXT_BYTES
-    from edgecompress.untrusted.regular_files import read_regular_text
+    from edgecompress.paths import check_input_dir, check_input_file, check_output_file
 
+    check_input_dir(artifact, "artifact")
     texts = list(sentences or [])
     if file is not None:
-        if not file.is_file():
-            raise UserError(f"--file: {file} is not a file; pass a text file with one sentence per line")
-        texts += [line.strip() for line in read_regular_text(file, "--file:", MAX_TEXT_BYTES).splitlines() if line.strip()]
+        texts += _text_lines(check_input_file(file, "--file"))
     if not texts:
         raise UserError("sentences: nothing to embed; pass sentences as arguments or --file FILE")
-    if out is not None and out.suffix != ".npy":
-        raise UserError(f"--out: {out} must end in .npy")
+    if out is not None:
+        if out.suffix != ".npy":
+            raise UserError(f"--out: {out} must end in .npy")
+        check_output_file(out, inputs=[file] if file is not None else [], force=force)
     vectors = embed(artifact, texts)
     if out is None:
         typer.echo(json.dumps([[round(float(v), 6) for v in row] for row in vectors]))
@@ -397,29 +436,49 @@ def verify_command(
             console.print(line, soft_wrap=True, markup=False)
     if not report.consistent:
         raise typer.Exit(1)
+def _text_lines(file: Path) -> list[str]:
+    """The non-empty lines of a UTF-8 text file; a binary file is refused, not half-read."""
+    from edgecompress.untrusted.limits import MAX_TEXT_BYTES
+    from edgecompress.untrusted.regular_files import read_regular
+
+    data = read_regular(file, "--file:", MAX_TEXT_BYTES)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--file: {file} is not UTF-8 text (byte {exc.start:,} is not); pass a text file with one sentence per line") from None
+    if "\0" in text:
+        raise UserError(f"--file: {file} holds NUL bytes, so it is binary, not text; pass a text file with one sentence per line")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @app.command("pack")
 def pack_command(
     onnx_file: Path = typer.Argument(..., help="ONNX model to pack."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Packed file to write (default: beside the model, .ecz)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Packed file to write (default: beside the model, .ecz); an existing file is replaced only with --force."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_FILE_HELP),
 ) -> None:
     """Pack an ONNX model into a .ecz file: zeros as a bitmask, entropy-coded, checksummed (docs/format.md)."""
     from edgecompress.delivery import pack
+    from edgecompress.paths import check_input_file, check_output_file
 
-    info = pack(onnx_file, out or onnx_file.with_suffix(".ecz"))
+    check_input_file(onnx_file, "onnx_file")
+    target = check_output_file(out or onnx_file.with_suffix(".ecz"), "--out" if out else "output", [onnx_file], force)
+    info = pack(onnx_file, target)
     console.print(f"{info.path}: {info.packed_bytes:,} B ({info.onnx_bytes:,} B ONNX, {info.ratio:.1f}x smaller)")
 
 
 @app.command("unpack")
 def unpack_command(
     packed: Path = typer.Argument(..., help="A .ecz file written by edgecompress."),
-    out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write (default: beside it, .onnx)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write (default: beside it, .onnx); an existing file is replaced only with --force."),
+    force: bool = typer.Option(False, "--force", help=_FORCE_FILE_HELP),
 ) -> None:
     """Rebuild the ONNX model from a .ecz file, bit for bit as it was evaluated (checksums verified)."""
     from edgecompress.delivery import unpack_to
+    from edgecompress.paths import check_input_file, check_output_file
 
-    target = unpack_to(packed, out or packed.with_suffix(".onnx"))
+    check_input_file(packed, "packed")
+    target = unpack_to(packed, check_output_file(out or packed.with_suffix(".onnx"), "--out" if out else "output", [packed], force))
     console.print(f"{target}: {target.stat().st_size:,} B")
 
 
@@ -429,22 +488,31 @@ def dtypes_command(
     int_range: float = typer.Option(4.0, "--int-range", help="Largest magnitude the integer grids cover (sets their scale)."),
 ) -> None:
     """The data-type table: VALUE in fp64, fp32, fp16, bf16, fp8, int8 and int4, with bits and % deviation."""
-    from edgecompress.quantize.dtypes import dtype_table, format_dtype_table
+    from edgecompress.quantize.dtypes import MIN_INT_RANGE, dtype_table, format_dtype_table
 
-    if not int_range > 0:
-        raise UserError(f"--int-range: must be positive, got {int_range}")
+    if not MIN_INT_RANGE <= int_range < math.inf:
+        raise UserError(f"--int-range: must be a finite number of at least {MIN_INT_RANGE:.3g}, got {int_range:g}")
     console.print(format_dtype_table(dtype_table(value, int_max_abs=int_range)))
 
 
+MAX_INPUT_ELEMENTS = 2**24  # 64 MB of float32: any real example input, checked before anything is allocated
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
-    """'1,1,8,8' or '1x1x8x8' -> (1, 1, 8, 8)."""
+    """'1,1,8,8' or '1x1x8x8' -> (1, 1, 8, 8); at most 8 axes and MAX_INPUT_ELEMENTS elements."""
+    shown = text if len(text) <= 40 else text[:40] + "..."
     parts = [p for p in text.replace("x", ",").replace(" ", "").split(",") if p]
     try:
-        shape = tuple(int(p) for p in parts)
+        shape = tuple(int(p) for p in parts if len(p) <= 12)
     except ValueError:
         shape = ()
-    if not shape or any(d <= 0 for d in shape):
-        raise UserError(f"--input-shape: cannot parse {text!r}; give positive integers with the batch axis, e.g. 1,1,8,8")
+    if not shape or len(shape) != len(parts) or len(shape) > 8 or any(d <= 0 for d in shape):
+        raise UserError(f"--input-shape: cannot parse {shown!r}; give up to 8 positive integers with the batch axis, e.g. 1,1,8,8")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise UserError(
+            f"--input-shape: {shown} is {math.prod(shape):,} elements; an example input may have at most "
+            f"{MAX_INPUT_ELEMENTS:,} (64 MB), and batch 1 is enough"
+        )
     return shape
 
 
@@ -453,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="edgecompress", standalone_mode=False)
+        if result == 130:  # typer turns Ctrl-C into exit code 130, silently (our commands return nothing)
+            _error("interrupted")
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
@@ -472,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except SystemExit as exc:  # user code (a model or task factory, a metric) must not end a command with success
+        _error(f"user code called sys.exit({exc.code!r}) before the command finished", hint="nothing was completed")
+        return 1
     except Exception as exc:  # a genuine failure: one line, traceback with --debug
         if _options["debug"] or "--debug" in args:
             traceback.print_exc()

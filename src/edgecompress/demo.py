@@ -18,9 +18,10 @@ def demo_recipe(seed: int = 0, target: str = DEFAULT_TARGET) -> Recipe:
     return Recipe(model="digits-cnn", task="digits", train=TrainSettings(epochs=40, lr=2e-3), seed=seed, target=target, stages=default_recipe())
 
 
-def run_demo(out_dir: str | Path = "runs/demo", seed: int = 0, target: str = DEFAULT_TARGET) -> RunResult:
-    """Run the demo recipe into `out_dir`.
+def run_demo(out_dir: str | Path = "runs/demo", seed: int = 0, target: str = DEFAULT_TARGET, resume: bool = False,
+             force: bool = False) -> RunResult:
+    """Run the demo recipe into `out_dir` (`resume` and `force` as for `run_recipe`).
 
     >>> result = run_demo("runs/demo")  # doctest: +SKIP
     """
-    return run_recipe(demo_recipe(seed, target), out_dir)
+    return run_recipe(demo_recipe(seed, target), out_dir, resume=resume, force=force)

@@ -1,7 +1,8 @@
 """Atomic file writing: a killed run never leaves a half-written file behind.
 
-Inside a run directory (see `staging_for`), temporary files live in a hidden sibling directory, so even a
-kill -9 in the middle of a write leaves only complete files in the run directory itself.
+Inside a run directory (see `rundir.owned_run_dir`), a guard places temporary files in the directory's hidden
+state folder and checks every replacement against the directory's manifest, so even a kill -9 in the middle
+of a write leaves only complete files, and a file edgecompress did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -13,22 +14,33 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
-from edgecompress.errors import UserError
 
-# (run directory, its staging directory) while a run owns one
-_STAGING: contextvars.ContextVar[tuple[Path, Path] | None] = contextvars.ContextVar("staging", default=None)
+class WriteGuard(Protocol):
+    """What an owned run directory does around each write into it (see `rundir`)."""
+
+    def temp_dir_for(self, target: Path) -> Path | None:
+        """Where the temporary file for `target` goes (None: beside the target)."""
+
+    def before_replace(self, tmp: Path, target: Path) -> None:
+        """Refuse (raise) or record the replacement of `target` by the complete file `tmp`."""
+
+    def after_replace(self, target: Path) -> None:
+        """`target` now holds the new bytes."""
+
+
+_GUARD: contextvars.ContextVar[WriteGuard | None] = contextvars.ContextVar("write_guard", default=None)
 
 
 @contextlib.contextmanager
-def staging_for(run_dir: Path, staging_dir: Path) -> Iterator[None]:
-    """While active, temporary files for targets inside `run_dir` are created in `staging_dir`."""
-    token = _STAGING.set((run_dir.resolve(), staging_dir))
+def guarded_by(guard: WriteGuard) -> Iterator[None]:
+    """While active, every atomic write goes through `guard`."""
+    token = _GUARD.set(guard)
     try:
         yield
     finally:
-        _STAGING.reset(token)
+        _GUARD.reset(token)
 
 
 @contextlib.contextmanager
@@ -39,26 +51,27 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     ...     write_something(tmp)
     """
     target = Path(target)
+    guard = _GUARD.get()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=_temp_dir_for(target))
-    os.close(fd)
-    tmp = Path(tmp_name)
+    folder = (guard.temp_dir_for(target) if guard is not None else None) or target.parent
+    tmp = _temporary(target, folder)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
+        os.chmod(tmp, _normal_mode())  # mkstemp makes 0600; give the file the permissions open() would
+        if guard is not None:
+            guard.before_replace(tmp, target)
         _replace(tmp, target)
+        if guard is not None:
+            guard.after_replace(target)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _temp_dir_for(target: Path) -> Path:
-    staging = _STAGING.get()
-    if staging is not None:
-        run_dir, staging_dir = staging
-        if target.resolve().is_relative_to(run_dir) and staging_dir.is_dir():
-            return staging_dir
-    return target.parent
+def _temporary(target: Path, folder: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name[:200]}.", suffix=".part", dir=folder)
+    os.close(fd)
+    return Path(name)
 
 
 def _replace(tmp: Path, target: Path) -> None:
@@ -67,22 +80,14 @@ def _replace(tmp: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        # staging on another file system (the run directory is a mount point): stage beside the target
-        with atomic_path_beside(target) as local:
+        # the temporary folder is on another file system (a mount inside the run directory): copy beside the target
+        local = _temporary(target, target.parent)
+        try:
             shutil.copyfile(tmp, local)
-
-
-@contextlib.contextmanager
-def atomic_path_beside(target: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    local = Path(name)
-    try:
-        yield local
-        os.replace(local, target)
-    finally:
-        if local.exists():
-            local.unlink()
+            os.chmod(local, _normal_mode())
+            os.replace(local, target)
+        finally:
+            local.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
@@ -97,32 +102,7 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(target, text.encode("utf-8"))
 
 
-def check_output_dir(path: str | os.PathLike) -> Path:
-    """Fail early, creating nothing, if `path` cannot become an output directory."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} is a file, not a directory; pass a directory path")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--out: {parent} is a file, so {out} cannot be created; pass a directory path")
-            break
-    return out
-
-
-def prepare_output_dir(path: str | os.PathLike) -> Path:
-    """Check that `path` can hold a run's outputs, creating it if needed (fails before any work is done)."""
-    out = check_output_dir(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out: cannot create directory {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise UserError(f"--out: directory {out} is not writable; choose another directory")
-    return out
-
-
-def _umask() -> int:
+def _normal_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask

@@ -10,6 +10,7 @@ When none meets the targets, the best found is returned with a plain message, ne
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, StageCo
 from edgecompress.plotting.canvas import figure
 from edgecompress.progress import progress_bar
 from edgecompress.rundir import owned_run_dir
+from edgecompress.seeding import check_seed
 from edgecompress.tasks.task import Task
 
 
@@ -108,9 +110,10 @@ def parse_latency(text: str | float) -> tuple[float | None, float | None]:
     ((0.5, None), (None, 0.3))
     """
     match = _LATENCY.match(str(text))
-    if not match or float(match.group(1)) <= 0:
+    if not match or not 0 < float(match.group(1)) < math.inf:
+        shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
         raise UserError(
-            f"--max-latency: cannot use {text!r}; give a positive ratio to the baseline's batch-{LATENCY_BATCH} "
+            f"--max-latency: cannot use {shown!r}; give a positive ratio to the baseline's batch-{LATENCY_BATCH} "
             "latency (0.5 or 0.5x) or an absolute time (0.3ms, 300us)"
         )
     value, unit = float(match.group(1)), (match.group(2) or "x").lower()
@@ -128,8 +131,8 @@ def check_targets(
     """
     if size_of not in ("packed", "onnx"):
         raise UserError(f"--size-of: must be packed or onnx, got {size_of!r}")
-    if max_drop is not None and max_drop < 0:
-        raise UserError(f"--max-drop: must be >= 0, got {max_drop}")
+    if max_drop is not None and not 0 <= max_drop < math.inf:
+        raise UserError(f"--max-drop: must be >= 0 and finite, got {max_drop}")
     if max_bytes is None and max_latency is None:
         raise UserError("Missing option '--max-size' or '--max-latency': give a budget to fit into, e.g. --max-size 10KB or --max-latency 0.5")
     if max_bytes is not None and max_bytes <= 0:
@@ -178,6 +181,7 @@ def fit(
     ray_address: str | None = None,
     resume: bool = False,
     target: str = DEFAULT_TARGET,
+    force: bool = False,
 ) -> FitResult:
     """Run the candidates and choose. Scores for choosing come from `task.val_loader` when given; without one
     they come from the evaluation set, and the report says that the chosen model's numbers are optimistic.
@@ -185,19 +189,21 @@ def fit(
 
     Candidates run one after another, in `jobs` local worker processes, or on Ray (`executor="ray"`), with
     the same sizes and scores; each is saved in candidates/NN as it finishes, and with `resume` a rerun on the
-    same directory skips the candidates already finished with the same model, task, seed and recipe.
+    same directory skips the candidates already finished with the same model, task, seed and recipe. A
+    directory holding an earlier fit is refused unless `resume` or `force` (replace it).
 
     >>> fit(model, task, "runs/fit", max_bytes=10_000, max_drop=1.0).chosen.label  # doctest: +SKIP
     >>> fit(model, task, "runs/fit", max_latency=0.5, executor="ray", resume=True).chosen  # doctest: +SKIP
     """
     targets = check_targets(max_drop, size_of, max_bytes, max_latency)
+    check_seed(seed)
     candidates = candidates or default_candidates()
     for label, stages in candidates:
         validate_recipe(stages)
         check_stages(model, stages, has_data=task.train_loader is not None)
     chosen_executor = make_executor(executor, jobs, ray_address)
     trials = [FitTrial(f"candidates/{i:02d}", label, tuple(stages)) for i, (label, stages) in enumerate(candidates, start=1)]
-    with owned_run_dir(out_dir) as out:
+    with owned_run_dir(out_dir, "fit", resume=resume, force=force) as out:
         store = CandidateStore(out, fingerprint("fit", task.name, seed, size_of, model_fingerprint(model), target))
         done = {t.directory: found for t in trials if resume and (found := store.load(t)) is not None}
         missing = [t for t in trials if t.directory not in done]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -20,10 +19,12 @@ from pathlib import Path
 from torch import nn
 
 from edgecompress.evaluate import score_onnx
-from edgecompress.files import atomic_write_text
+from edgecompress.files import atomic_write_bytes, atomic_write_text
+from edgecompress.manifest import STATE_DIR
 from edgecompress.pipeline.checkpoints import fingerprint
 from edgecompress.runtime.targets import DEFAULT_TARGET
 from edgecompress.pipeline.stages import StageConfig
+from edgecompress.rundir import discard, mark_reused
 from edgecompress.tasks.task import Task
 
 LATENCY_BATCH = 256  # the batch the latency target is about: throughput on the device, timed in ONNX Runtime
@@ -87,11 +88,13 @@ def run_fit_trial(shared: FitShared, trial: FitTrial) -> FinishedCandidate:
 
 
 def _archive(folder: Path) -> bytes:
+    """The candidate's run directory as a tar archive, without its state folder (lock, manifest)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.name.startswith(".edgecompress"):
-                tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+            relative = path.relative_to(folder)
+            if path.is_file() and relative.parts[0] != STATE_DIR:
+                tar.add(path, arcname=str(relative), recursive=False)
     return buffer.getvalue()
 
 
@@ -106,25 +109,26 @@ class CandidateStore:
         return fingerprint(self.base_fingerprint, trial.label, [s.model_dump(mode="json") for s in trial.stages])
 
     def load(self, trial: FitTrial) -> FinishedCandidate | None:
-        path = self.out / trial.directory / RECORD
+        folder = self.out / trial.directory
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+            record = json.loads((folder / RECORD).read_text())
+            if record.pop("fingerprint", None) != self._fingerprint(trial):
+                return None
+            finished = FinishedCandidate(**record)
+        except (OSError, ValueError, TypeError, AttributeError):  # missing or damaged: run the candidate again
             return None
-        if record.pop("fingerprint", None) != self._fingerprint(trial):
-            return None
-        return FinishedCandidate(**record)
+        mark_reused(folder)
+        return finished
 
     def save(self, trial: FitTrial, finished: FinishedCandidate) -> FinishedCandidate:
-        """Unpack the archive next to the candidate's folder, swap it in, then write the record."""
+        """Write the archive's files into the candidate's folder (each atomically), then the record last."""
         target = self.out / trial.directory
-        staging = target.with_name(f".{target.name}.unpacking")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        discard(target)  # an earlier attempt's files: a stale record must not vouch for the new files
         with tarfile.open(fileobj=io.BytesIO(finished.archive), mode="r") as tar:
-            tar.extractall(staging, filter="data")  # our own archive; the data filter refuses links and absolute paths
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+            for member in tar.getmembers():
+                member = tarfile.data_filter(member, str(target))  # our own archive; refuses links and paths outside
+                if member.isfile():
+                    atomic_write_bytes(target / member.name, tar.extractfile(member).read())
         record = {"fingerprint": self._fingerprint(trial), **finished.record()}
         atomic_write_text(target / RECORD, json.dumps(record, indent=2) + "\n")
         return FinishedCandidate(**finished.record())

@@ -11,6 +11,7 @@ _UNITS = {
     "kb": 1000, "mb": 1000**2, "gb": 1000**3,
     "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3,
 }
+MAX_SIZE = 10**15  # 1 PB: beyond any model file, and far below float overflow
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -20,16 +21,18 @@ def parse_size(text: str, field: str = "size") -> int:
     >>> parse_size("50KB")
     50000
     """
-    match = _SIZE.match(str(text))
+    text = str(text)
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    match = _SIZE.match(text) if len(text) <= 1000 else None
     unit = match.group(2).lower() if match else None
     if not match or unit not in _UNITS:
         raise UserError(
-            f"{field}: cannot parse {text!r} as a size; use a number with an optional unit "
+            f"{field}: cannot parse {shown!r} as a size; use a number with an optional unit "
             "B, KB, MB, GB (1000-based) or KiB, MiB, GiB (1024-based), e.g. 50KB"
         )
     value = float(match.group(1)) * _UNITS[unit]
-    if value <= 0:
-        raise UserError(f"{field}: size must be positive, got {text!r}")
+    if not 0 < value <= MAX_SIZE:
+        raise UserError(f"{field}: size must be positive and at most 1 PB, got {shown!r}")
     return int(round(value))
 
 

@@ -1,7 +1,6 @@
 """The int4 and structured routes end to end on a tiny BERT; their MiniLM numbers are in BENCHMARKS.md."""
 
 import onnx
-import pytest
 
 from edgecompress.encoders.compress import compress_encoder
 from edgecompress.encoders.recipe import route_recipe

@@ -47,7 +47,7 @@ def test_embed_from_a_file_writes_npy_without_pickle(tiny_artifact, tmp_path, ca
     [
         ([], "sentences: nothing to embed"),
         (["hello", "--out", "v.json"], "--out: v.json must end in .npy"),
-        (["--file", "missing.txt"], "--file: missing.txt is not a file"),
+        (["--file", "missing.txt"], "--file: file missing.txt does not exist"),
     ],
 )
 def test_bad_embed_input_is_one_line_exit_2(tiny_artifact, extra, message, capsys, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 
 import pytest
 
@@ -14,7 +15,7 @@ from edgecompress.tasks.digits import ACCURACY
 
 
 def _only_complete_files(out):
-    leftovers = [p for p in out.rglob("*") if p.name.endswith(".part")]
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".part")]  # temporaries included
     assert leftovers == []
     for path in out.rglob("*.json"):
         json.loads(path.read_text())
@@ -36,7 +37,7 @@ def test_full_disk_mid_run_fails_cleanly_and_resume_finishes(trained_cnn, digits
     with pytest.raises((OSError, ec.RunFailure), match="No space left"):
         ec.compress(trained_cnn, digits, stages, out)
     _only_complete_files(out)
-    assert not (out / "final.onnx").exists() and not (out / ".edgecompress.lock").exists()
+    assert not (out / "final.onnx").exists() and not (out / ".edgecompress" / "tmp").exists()
 
     monkeypatch.setattr(files, "_replace", real_replace)
     result = ec.compress(trained_cnn, digits, stages, out, resume=True)
@@ -103,7 +104,7 @@ def test_a_full_disk_while_writing_each_kind_of_output_then_resume(trained_cnn, 
             ec.compress(trained_cnn, digits, stages, out, resume=True)
         _only_complete_files(out)
         assert not (out / failing).exists(), failing
-        assert not (out / ".edgecompress.lock").exists() and not (tmp_path / ".run.edgecompress-staging").exists()
+        assert not (out / ".edgecompress" / "tmp").exists() and sorted(os.listdir(tmp_path)) == ["clean", "run"]
     monkeypatch.setattr(files, "_replace", real_replace)
     resumed = ec.compress(trained_cnn, digits, stages, out, resume=True)
     assert resumed.final.score == clean.final.score

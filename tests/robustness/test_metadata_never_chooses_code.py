@@ -21,7 +21,7 @@ from edgecompress.pipeline.checkpoints import load_checkpoint, save_checkpoint
 from edgecompress.recipe import load_recipe
 from edgecompress.recipe.run import resolve_recipe
 
-from tests.robustness.test_malformed_input import _tiny_onnx
+from benchmarks.fuzz import _tiny_onnx
 
 PAYLOAD = """
 import pathlib

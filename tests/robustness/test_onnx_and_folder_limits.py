@@ -195,7 +195,7 @@ def test_an_onnx_file_over_the_size_limit_is_refused_unread(folder, monkeypatch,
 def test_embed_refuses_a_device_or_an_oversized_sentence_file(folder, tmp_path, monkeypatch, capsys):
     _model_with_external(_artifact(folder), "weights.bin")
     assert main(["embed", str(folder), "--file", "/dev/zero"]) == 2
-    assert "/dev/zero is not a file" in capsys.readouterr().err
+    assert "/dev/zero is not a regular file" in capsys.readouterr().err
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("a sentence\n" * 100)
     monkeypatch.setenv("EDGECOMPRESS_MAX_TEXT_BYTES", "1000")

@@ -11,7 +11,7 @@ from edgecompress.delivery import pack
 from edgecompress.models import DigitsCNN
 from edgecompress.pipeline.checkpoints import load_checkpoint, save_checkpoint
 
-from tests.robustness.test_malformed_input import _tiny_onnx
+from benchmarks.fuzz import _tiny_onnx
 
 
 def test_a_link_planted_where_a_run_writes_is_replaced_not_written_through(tmp_path):

@@ -20,6 +20,7 @@ from edgecompress.export import export_onnx
 from edgecompress.files import atomic_write_bytes, atomic_write_text
 from edgecompress.measure.params import count_nonzero_params, count_params
 from edgecompress.pipeline.checkpoints import fingerprint
+from edgecompress.rundir import mark_reused
 from edgecompress.tasks.task import Task
 
 
@@ -70,13 +71,17 @@ class PointStore:
         self.base_fingerprint = base_fingerprint
 
     def load(self, key: str) -> SweepPoint | None:
-        record_path = self.folder / f"{key}.json"
-        if not record_path.is_file():
+        """The point an earlier sweep finished, or None: missing, damaged or from other settings."""
+        files = [self.folder / f"{key}{suffix}" for suffix in (".json", ".onnx", ".ecz")]
+        try:
+            record = json.loads(files[0].read_text())
+            if record.pop("fingerprint", None) != fingerprint(self.base_fingerprint, key) or not all(f.is_file() for f in files):
+                return None
+            point = SweepPoint(**record)
+        except (OSError, ValueError, TypeError, AttributeError):
             return None
-        record = json.loads(record_path.read_text())
-        if record.pop("fingerprint", None) != fingerprint(self.base_fingerprint, key):
-            return None
-        return SweepPoint(**record)
+        mark_reused(*files)
+        return point
 
     def save(self, measured: MeasuredPoint) -> SweepPoint:
         point = measured.point

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import nn
 
 from edgecompress.curves.executors import Executor, make_executor
 from edgecompress.curves.sparsity_sweep import check_levels
+from edgecompress.errors import UserError
 from edgecompress.evaluate import score_onnx
 from edgecompress.export import export_onnx
 from edgecompress.files import atomic_write_bytes, atomic_write_text
@@ -49,15 +51,17 @@ def layer_sensitivity(
     jobs: int = 1,
     executor: str | Executor = "local",
     ray_address: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Write sensitivity.json and sensitivity.png; return the document (rows, per_layer amounts, data used).
 
     Each (layer, level) is a trial run by the executor (`jobs` local processes, or Ray); results are the same.
+    An earlier finished sensitivity run in `out_dir` is replaced only with `force`.
 
     >>> layer_sensitivity(model, task, "runs/sens")["per_layer"]  # doctest: +SKIP
     {'conv1': 0.5, 'conv2': 0.9, 'fc1': 0.95, 'fc2': 0.7}
     """
-    check_levels(levels)
+    check_sensitivity(levels, tolerance)
     chosen = make_executor(executor, jobs, ray_address)
     scoring = task.scored_on(task.val_loader) if task.val_loader is not None else task
     example = task.example_input()
@@ -65,7 +69,7 @@ def layer_sensitivity(
     sign = 1 if task.metric.higher_is_better else -1
     shared = _Shared(model, scoring, example, keep_classifier)
     trials = [(name, level) for name in names for level in sorted(levels)]
-    with owned_run_dir(out_dir) as out:
+    with owned_run_dir(out_dir, "sensitivity", force=force) as out:
         scores = {}
         with progress_bar() as bar, chosen.open(shared) as runner:
             job = bar.add_task("sensitivity", total=len(trials) + 1, status="")
@@ -90,6 +94,13 @@ def layer_sensitivity(
         atomic_write_text(out / "sensitivity.json", json.dumps(document, indent=2) + "\n")
         _plot(out / "sensitivity.png", rows, names, sorted(levels), task.metric.name)
     return document
+
+
+def check_sensitivity(levels: tuple[float, ...], tolerance: float) -> None:
+    """The settings, checked before any training (the command line calls this first)."""
+    check_levels(levels)
+    if not 0 <= tolerance < math.inf:
+        raise UserError(f"--tolerance: must be a finite number >= 0, got {tolerance}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,9 +28,10 @@ from edgecompress.files import atomic_write_text
 from edgecompress.pipeline.checkpoints import fingerprint, model_fingerprint
 from edgecompress.progress import progress_bar
 from edgecompress.rundir import owned_run_dir
+from edgecompress.seeding import check_seed
 from edgecompress.tasks.task import Task
 
-__all__ = ["METHODS", "SweepPoint", "SweepResult", "sweep", "check_levels"]
+__all__ = ["METHODS", "SweepPoint", "SweepResult", "sweep", "check_levels", "check_sweep"]
 
 
 @dataclass
@@ -66,6 +68,8 @@ def sweep(
     executor: str | Executor = "local",
     ray_address: str | None = None,
     latency_batch: int = 256,
+    resume: bool = False,
+    force: bool = False,
 ) -> SweepResult:
     """Prune `model` with each method at each level; score each with and without `finetune_epochs` of training.
 
@@ -74,21 +78,17 @@ def sweep(
     count, trained from scratch for `baseline_epochs + finetune_epochs` epochs. Points run in `jobs` worker
     processes (or on Ray with `executor="ray"`); the result is the same as with one. Latency is timed
     afterwards, in this process, on every point's ONNX file at batch `latency_batch` (see `point_latencies`).
+    With `resume`, points an earlier (interrupted or finished) sweep in `out_dir` measured with the same
+    model, task and settings are kept; with `force`, an earlier sweep there is replaced.
 
     >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9), jobs=2).sweet_spots["unstructured"]  # doctest: +SKIP
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UserError(f"--methods: unknown method {unknown[0]!r}; allowed: {', '.join(METHODS)}")
-    check_levels(levels)
-    if finetune_epochs < 1 or tolerance < 0:
-        raise UserError("--finetune-epochs must be >= 1 and --tolerance >= 0")
-    if latency_batch < 1:
-        raise UserError("--latency-batch: must be at least 1")
+    check_sweep(levels, methods, finetune_epochs, tolerance, latency_batch)
+    check_seed(seed)
     chosen = make_executor(executor, jobs, ray_address)
     shared = SweepShared(model, task, task.example_input(), seed, finetune_epochs, baseline_epochs, small_dense)
     base_fp = fingerprint("sweep", task.name, seed, model_fingerprint(model), finetune_epochs)
-    with owned_run_dir(out_dir) as out:
+    with owned_run_dir(out_dir, "sweep", resume=resume, force=force) as out:
         store = PointStore(out / "points", base_fp)
         keys = [point_key("baseline", 0.0, False)] + [point_key(m, lv, ft) for m in methods for lv in sorted(levels) for ft in (False, True)]
         done = {key: point for key in keys if (point := store.load(key)) is not None}
@@ -141,10 +141,27 @@ def _compare(point: SweepPoint, dense: SweepPoint, width: float, task: Task) -> 
     }
 
 
+def check_sweep(levels, methods, finetune_epochs: int = 4, tolerance: float = 0.5, latency_batch: int = 256) -> None:
+    """Every sweep setting, checked before any training (the command line calls this first)."""
+    if not methods:
+        raise UserError(f"--methods: give at least one of {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"--methods: unknown method {unknown[0][:40]!r}; allowed: {', '.join(METHODS)}")
+    check_levels(levels)
+    if finetune_epochs < 1 or not 0 <= tolerance < math.inf:
+        raise UserError("--finetune-epochs must be >= 1 and --tolerance a finite number >= 0")
+    if latency_batch < 1:
+        raise UserError("--latency-batch: must be at least 1")
+
+
 def check_levels(levels: tuple[float, ...]) -> None:
-    """Sparsity levels must be in (0, 1): 0 prunes nothing and 1 removes everything."""
-    if not levels or any(not 0.0 < x < 1.0 for x in levels):
-        raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {list(levels)}")
+    """Sparsity levels must be in (0, 1): 0 prunes nothing and 1 removes everything (NaN is no level)."""
+    if not levels:
+        raise UserError("--levels: give at least one level between 0 and 1 (exclusive), e.g. 0.5,0.9")
+    bad = [x for x in levels if not 0.0 < x < 1.0]
+    if bad:
+        raise UserError(f"--levels: each level must be between 0 and 1 (exclusive), got {bad[0]:g}")
 
 
 def _sweet_spot(baseline: SweepPoint, points: list[SweepPoint], tolerance: float, task: Task) -> SweepPoint | None:

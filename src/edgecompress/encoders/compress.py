@@ -30,10 +30,10 @@ from edgecompress.measure.latency import measure_feed_latencies
 from edgecompress.measure.params import count_params
 from edgecompress.progress import console
 from edgecompress.report.metrics import environment
-from edgecompress.rundir import owned_run_dir
 from edgecompress.quantize.exact_int8 import ensure_exact_int8
+from edgecompress.rundir import owned_run_dir, scratch_dir
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
-from edgecompress.seeding import seed_everything
+from edgecompress.seeding import check_seed, seed_everything
 
 EVAL_SENTENCES = 2000
 LATENCY_BATCHES = (1, 32)
@@ -76,18 +76,22 @@ def compress_encoder(
     seed: int = 0,
     encoder: LoadedEncoder | None = None,
     target: str = DEFAULT_TARGET,
+    force: bool = False,
 ) -> EncoderResult:
     """Compress the encoder in `model_dir` (default: the bundled all-MiniLM-L6-v2) as `recipe` says.
 
-    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`. An int8
-    artifact is made exact on the CPU class `target` names and checked for it (`runtime/targets.py`).
+    Writes `baseline/` and `artifact/` (each: model.onnx + tokenizer) and metrics.json to `out_dir`; an
+    earlier finished encoder run there is replaced only with `force`. An int8 artifact is made exact on the
+    CPU class `target` names and checked for it (`runtime/targets.py`).
 
     >>> result = compress_encoder(ROUTES["int8"], "runs/minilm-int8")  # doctest: +SKIP
     >>> result.final["fidelity"]["cosine_mean"]  # doctest: +SKIP
     """
+    check_seed(seed)
+    target = check_target(target)
     loaded = encoder or load_encoder(model_dir)
-    with owned_run_dir(out_dir) as out:
-        return _compress(recipe, loaded, out, seed, check_target(target))
+    with owned_run_dir(out_dir, "encoder", force=force) as out:
+        return _compress(recipe, loaded, out, seed, target)
 
 
 def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int, target: str) -> EncoderResult:
@@ -128,30 +132,26 @@ def _compress(recipe: EncoderRecipe, loaded: LoadedEncoder, out: Path, seed: int
         bake_block_qat(student)
     params = count_params(student)
 
-    with_float = out / "work" / "float.onnx"
-    export_encoder(student, with_float)
     final_path = out / "artifact" / MODEL_FILE
-    start = time.perf_counter()
-    if recipe.quantize == "int8":
-        details: dict = {}
+    with scratch_dir() as work:
+        with_float = export_encoder(student, final_path if recipe.quantize == "none" else work / "float.onnx")
+        start = time.perf_counter()
+        if recipe.quantize == "int8":
+            details: dict = {}
 
-        def write(weight_bits: int) -> Path:
-            details.update(quantize_encoder_int8(
-                with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float, weight_bits=weight_bits
-            ).details)
-            return final_path
+            def write(weight_bits: int) -> Path:
+                details.update(quantize_encoder_int8(
+                    with_float, final_path, calibration, recipe.outlier_channels, keep_float=recipe.keep_float, weight_bits=weight_bits
+                ).details)
+                return final_path
 
-        # the check runs a few sentences: every integer node's inputs and outputs are kept for it
-        details["int8"] = ensure_exact_int8(write, (_first(feed, 8) for feed in calibration), target, "quantize")
-        steps["quantize"] = details
-    elif recipe.quantize == "int4":
-        steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
-    else:
-        final_path.parent.mkdir(parents=True, exist_ok=True)
-        with_float.replace(final_path)
-    steps.setdefault("quantize", {})["seconds"] = round(time.perf_counter() - start, 2)
+            # the check runs a few sentences: every integer node's inputs and outputs are kept for it
+            details["int8"] = ensure_exact_int8(write, (_first(feed, 8) for feed in calibration), target, "quantize")
+            steps["quantize"] = details
+        elif recipe.quantize == "int4":
+            steps["quantize"] = quantize_encoder_int4(with_float, final_path).details
+        steps.setdefault("quantize", {})["seconds"] = round(time.perf_counter() - start, 2)
     save_artifact(final_path, loaded.tokenizer, loaded.max_length, out / "artifact")
-    _remove_work(out / "work")
 
     console.log("scoring and timing both artifacts in ONNX Runtime")
     compressed = torch.from_numpy(embed_feeds(final_path, eval_feeds))
@@ -180,9 +180,3 @@ def _first(feed: dict, n: int) -> dict:
     mask = feed["attention_mask"][:n]
     length = int(mask.sum(axis=1).max())
     return {name: value[:n, :length] for name, value in feed.items()}
-
-
-def _remove_work(folder: Path) -> None:
-    for file in folder.glob("*"):
-        file.unlink()
-    folder.rmdir()

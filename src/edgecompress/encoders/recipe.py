@@ -16,12 +16,12 @@ class EncoderRecipe(BaseModel):
     EncoderRecipe(ffn_fraction=0.5, head_fraction=0.0, quantize='none', distill_seconds=240.0, ...)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ffn_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of FFN neurons removed in every layer")
     head_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of attention heads removed in every layer")
     quantize: Literal["none", "int8", "int4"] = "none"
-    distill_seconds: float = Field(0.0, ge=0.0, description="time budget for distillation to the original (0: none)")
+    distill_seconds: float = Field(0.0, ge=0.0, le=7 * 24 * 3600, description="time budget for distillation to the original (0: none)")
     distill_epochs: int = Field(3, ge=1, description="at most this many passes over the training sentences")
     outlier_channels: int = Field(8, ge=0, description="int8: activation channels smoothed into the weights")
     train_sentences: int = Field(4000, ge=32, description="unlabelled sentences for distillation")

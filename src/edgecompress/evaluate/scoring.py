@@ -11,6 +11,7 @@ from torch import nn
 
 from edgecompress.errors import RunFailure
 from edgecompress.measure.onnx_runtime import make_session
+from edgecompress.tasks.checks import FiniteBatches
 from edgecompress.tasks.task import Task
 
 
@@ -37,9 +38,14 @@ def score_onnx(path: str | Path, task: Task) -> float:
 
 
 def _score(predict: Callable[[torch.Tensor], torch.Tensor], task: Task) -> float:
+    """The metric over every evaluation batch; each batch's inputs and outputs are checked for NaN and Inf, so
+    a bad batch anywhere stops the run instead of becoming a score."""
     outputs, targets = [], []
-    for inputs, target in task.eval_loader:
-        outputs.append(predict(inputs))
+    for number, (inputs, target) in enumerate(FiniteBatches(task.eval_loader, "evaluate", "evaluation"), 1):
+        predicted = predict(inputs)
+        if predicted.is_floating_point() and not torch.isfinite(predicted).all():
+            raise RunFailure(f"evaluate: the model's outputs on evaluation batch {number} hold NaN or Inf")
+        outputs.append(predicted)
         targets.append(target)
     if not outputs:
         raise RunFailure(f"evaluate: the evaluation data of task {task.name!r} is empty")

@@ -36,10 +36,19 @@ def check_saved_size(model: nn.Module, saved_file: Path | None = None) -> SavedS
         buffer = io.BytesIO()
         torch.save(state, buffer)
         file_bytes, label = buffer.tell(), "torch.save(state_dict)"
-    return SavedSizeCheck(tensor_bytes, file_bytes, label, len(state), _explain(state, tensor_bytes, file_bytes))
+    container = _container(saved_file)
+    return SavedSizeCheck(tensor_bytes, file_bytes, label, len(state), _explain(state, tensor_bytes, file_bytes, container))
 
 
-def _explain(state: dict, tensor_bytes: int, file_bytes: int) -> str:
+def _container(saved_file: Path | None) -> tuple[str, str]:
+    """What a file holds besides the tensor bytes, and its padding: safetensors has a JSON header, torch.save
+    a zip of pickled metadata."""
+    if saved_file is not None and saved_file.suffix == ".safetensors":
+        return "the safetensors JSON header of tensor names, dtypes, shapes and offsets", ""
+    return "the zip container and pickle metadata", ", plus 64-byte alignment"
+
+
+def _explain(state: dict, tensor_bytes: int, file_bytes: int, container: tuple[str, str]) -> str:
     diff = file_bytes - tensor_bytes
     masks = [k for k in state if k.endswith("_mask")]
     if masks:
@@ -51,10 +60,8 @@ def _explain(state: dict, tensor_bytes: int, file_bytes: int) -> str:
         return f"the file is {format_bytes(-diff)} smaller than the tensors: it is compressed or holds only part of them"
     per_tensor = diff / max(1, len(state))
     if diff <= 0.05 * tensor_bytes + 2048 + 1024 * len(state):
-        return (
-            f"the file holds every tensor densely; the extra {format_bytes(diff)} is the zip container and pickle "
-            f"metadata (~{per_tensor:.0f} B per tensor, plus 64-byte alignment)"
-        )
+        what, padding = container
+        return f"the file holds every tensor densely; the extra {format_bytes(diff)} is {what} (~{per_tensor:.0f} B per tensor{padding})"
     return (
         f"the file is {format_bytes(diff)} larger than its tensors: it holds more than this state_dict "
         "(optimizer state, a pickled module, or tensors saved as views of larger storages)"

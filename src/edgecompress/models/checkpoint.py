@@ -63,7 +63,23 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
         tensors.update({f"{MASK_PREFIX}{name}": get_mask(m).clone() for name, m in masked_modules(model).items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
     return Path(path)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite the file's header with its metadata keys sorted: safetensors writes them in a per-process hash
+    order, so two identical runs would otherwise give different bytes."""
+    with open(path, "r+b") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= length:  # always: the same keys and values, as compactly written as safetensors writes them
+            handle.seek(8)
+            handle.write(text.ljust(length))  # the format allows trailing spaces; the data offsets are unchanged
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

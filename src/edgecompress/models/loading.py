@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import pickle
 import sys
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from edgecompress.untrusted.limits import MAX_MODEL_BYTES
 from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.regular_files import check_regular
 from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
+from edgecompress.paths import check_input_file, check_path_length
 
 _WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
 
@@ -58,6 +60,7 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
     >>> load_model("runs/mine/model.safetensors", arch="mypkg.models:build")  # doctest: +SKIP
     """
     spec = spec.strip()
+    check_path_length(spec, "model")
     path = Path(spec)
     if spec in BUILTIN_MODELS or not (path.suffix in _WEIGHT_SUFFIXES or path.is_file()):
         if arch is not None:
@@ -96,7 +99,8 @@ def _with_weights(loaded: LoadedModel, path: Path) -> LoadedModel:
 def _load_weights_into(model: nn.Module, path: Path) -> None:
     from edgecompress.models.checkpoint import LAYER_SIZES_KEY, resize_to_saved
 
-    if path.suffix == ".safetensors" and path.is_file() and LAYER_SIZES_KEY in read_safetensors_header(path, "--weights").metadata:
+    check_input_file(path, "--weights")
+    if path.suffix == ".safetensors" and LAYER_SIZES_KEY in read_safetensors_header(path, "--weights").metadata:
         resize_to_saved(model, path, field="--weights")  # a compressed model saved by edgecompress: layers may have new sizes
         return
     _load_state_into(model, load_state_dict(path, field="--weights"), str(path))
@@ -114,9 +118,24 @@ def import_attribute(spec: str, field: str = "model"):
     return attribute
 
 
+def call_factory(factory, spec: str, field: str):
+    """What a `module:function` spec names: the function's result, or the object itself if not callable.
+
+    A function that needs arguments is refused before it is called (`os:system` must not run `os.system()`).
+    """
+    if not callable(factory):
+        return factory
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        raise UserError(f"{field}: {quote(spec)} needs arguments; name a function that takes none") from None
+    except ValueError:  # no signature to read (some built-ins): call it as it is
+        pass
+    return factory()
+
+
 def _call_factory(spec: str, field: str = "model") -> nn.Module:
-    factory = import_attribute(spec, field)
-    model = factory() if callable(factory) else factory
+    model = call_factory(import_attribute(spec, field), spec, field)
     if not isinstance(model, nn.Module):
         raise UserError(f"{field}: {quote(spec)} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -124,13 +143,16 @@ def _call_factory(spec: str, field: str = "model") -> nn.Module:
 
 def _import(module_name: str, spec: str, field: str):
     if module_name.endswith(".py"):
-        file = Path(module_name)
-        if not file.is_file():
-            raise UserError(f"{field}: file {file} in {quote(spec)} does not exist")
+        file = check_input_file(module_name, field)
         import_spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(import_spec)
         import_spec.loader.exec_module(module)
         return module
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise UserError(
+            f"{field}: {module_name!r} in {spec!r} is not an absolute module name (relative or malformed); "
+            "write it as package.module:function"
+        )
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
@@ -141,8 +163,7 @@ def _import(module_name: str, spec: str, field: str):
 
 def load_state_dict(path: Path, field: str) -> dict[str, torch.Tensor]:
     """Load tensors only: safetensors, or torch.load with weights_only=True (never arbitrary unpickling)."""
-    if not path.exists():
-        raise UserError(f"{field}: file {path} does not exist")
+    check_input_file(path, field)
     if path.suffix == ".safetensors":
         return load_safetensors(path, field)[0]
     check_regular(path, f"{field}: file", MAX_MODEL_BYTES)
@@ -171,8 +192,7 @@ def _load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def _load_saved_file(path: Path, trust_pickle: bool, trust_code: bool) -> LoadedModel:
-    if not path.exists():
-        raise UserError(f"model: file {path} does not exist")
+    check_input_file(path, "model")
     if trust_pickle and path.suffix != ".safetensors":
         check_regular(path, "model: file", MAX_MODEL_BYTES)
         try:

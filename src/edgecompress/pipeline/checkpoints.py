@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from edgecompress.errors import UserError
 from edgecompress.files import atomic_write_text
 from edgecompress.models.checkpoint import resize_to_saved, save_model_file
+from edgecompress.rundir import mark_reused
 from edgecompress.untrusted.onnx_files import check_onnx_file
 from edgecompress.untrusted.paths import confined
 
@@ -49,7 +49,11 @@ def save_checkpoint(out: Path, key: str, fp: str, record: dict, torch_model: nn.
 
 
 def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[dict, nn.Module | None] | None:
-    """(record, torch model or None) of a finished stage, or None when it must be (re)computed."""
+    """(record, torch model or None) of a finished stage, or None when it must be (re)computed.
+
+    Anything wrong with a checkpoint (unreadable, foreign, damaged, not fitting the model) means "not finished":
+    the stage is computed again. Its files are never unpickled.
+    """
     folder = out / CHECKPOINT_DIR
     try:
         record = json.loads((folder / f"{key}.json").read_text())
@@ -59,30 +63,26 @@ def load_checkpoint(out: Path, key: str, fp: str, template: nn.Module) -> tuple[
         return None
     artifact = record.get("artifact")
     if artifact is not None:
-        path = confined(out, artifact)  # a record names a file of this run: never one outside it, even via a link
-        if path is None or not path.is_file() or path.stat().st_size != record.get("artifact_bytes"):
+        size = record.get("artifact_bytes")
+        path = confined(out, artifact) if isinstance(artifact, str) else None  # a file of this run, even via a link
+        if path is None or not isinstance(size, int) or not path.is_file() or path.stat().st_size != size:
             return None
         try:
             check_onnx_file(path)  # what later stages, timing and packing read: under the limits of any ONNX file
         except UserError:
             return None
     model = None
+    weights = folder / f"{key}.safetensors"
     if record.get("has_torch"):
-        weights = folder / f"{key}.safetensors"
-        if not weights.is_file():
-            return None
         try:
             with torch.no_grad():
                 model = resize_to_saved(copy.deepcopy(template), weights).eval()
-        except (SafetensorError, UserError, OSError):
-            return None  # not a safetensors file we wrote (corrupt or swapped): recompute, never unpickle
+        except Exception:  # a damaged or swapped file of ours: recompute the stage
+            return None
+    mark_reused(folder / f"{key}.json", *([weights] if model is not None else []), *([out / artifact] if artifact else []))
     return record, model
 
 
-def clear_checkpoints(out: Path) -> None:
-    """A fresh (not resumed) run starts without any earlier run's stage files."""
-    for folder in (out / CHECKPOINT_DIR, out / "stages"):
-        if folder.is_dir():
-            for file in folder.iterdir():
-                if file.is_file():
-                    file.unlink()
+def _whole(out: Path, artifact, size) -> bool:
+    path = out / str(artifact)
+    return isinstance(artifact, str) and isinstance(size, int) and path.is_file() and path.stat().st_size == size

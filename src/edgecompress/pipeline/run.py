@@ -23,7 +23,6 @@ from edgecompress.measure.params import count_nonzero_params, count_params
 from edgecompress.models.checkpoint import save_model_file
 from edgecompress.pipeline.checkpoints import (
     CHECKPOINT_DIR,
-    clear_checkpoints,
     fingerprint,
     load_checkpoint,
     model_fingerprint,
@@ -35,7 +34,7 @@ from edgecompress.progress import console
 from edgecompress.report import write_run_outputs
 from edgecompress.rundir import owned_run_dir
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
-from edgecompress.seeding import seed_everything
+from edgecompress.seeding import check_seed, seed_everything
 from edgecompress.tasks.checks import check_task
 from edgecompress.tasks.task import Task
 
@@ -151,6 +150,7 @@ def compress(
     arch: str | None = None,
     resume: bool = False,
     target: str = DEFAULT_TARGET,
+    force: bool = False,
 ) -> RunResult:
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
@@ -163,18 +163,19 @@ def compress(
     from `out_dir/checkpoints` instead of recomputed; the result is the same as an uninterrupted run.
     `target` is the CPU class the int8 artifact must compute exactly on (`runtime/targets.py`: portable,
     auto, x86-avx2, x86-vnni, arm64); every int8 artifact is checked for it before it is measured.
+    A directory holding an earlier run is refused unless `resume` (continue it) or `force` (replace it);
+    files edgecompress did not write are never deleted (see `rundir.owned_run_dir`).
 
     >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
     >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
     """
     validate_recipe(stages)
+    check_seed(seed)
     check_target(target)
     check_task(model, task)
     check_stages(model, stages, has_data=task.train_loader is not None)
     score_fns = score_fns or {}
-    with owned_run_dir(out_dir) as out:
-        if not resume:
-            clear_checkpoints(out)
+    with owned_run_dir(out_dir, "run", resume=resume, force=force) as out:
         return _run_stages(model, task, stages, out, seed, score_fns, arch, resume, target)
 
 
@@ -245,7 +246,10 @@ def _load_stage(out, key, fp, template, resume) -> tuple[Measurement, ModelState
     if loaded is None:
         return None
     record, torch_model = loaded
-    measurement = Measurement.from_json(record)
+    try:
+        measurement = Measurement.from_json(record)
+    except (KeyError, TypeError, ValueError):  # a damaged record: compute the stage again
+        return None
     state = ModelState(torch_model, out / record["artifact"], measurement.params, measurement.nonzero_params, measurement.macs)
     return measurement, state
 

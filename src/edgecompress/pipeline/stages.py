@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StageConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN and Inf are never settings
 
     @property
     def name(self) -> str:
@@ -122,9 +122,9 @@ class Finetune(StageConfig):
     stage: Literal["finetune"] = "finetune"
     epochs: int = Field(24, ge=1, le=10_000)
     lr: float = Field(2e-3, gt=0.0, le=10.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty added to the gradients (Adam)")
     distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss")
-    temperature: float = Field(4.0, gt=0.0)
+    temperature: float = Field(4.0, ge=0.1, le=100.0, description="softens both models' outputs in the distillation loss")
 
 
 class Quantize(StageConfig):
@@ -155,10 +155,12 @@ class Quantize(StageConfig):
     tolerance: Optional[float] = Field(
         None, ge=0.0, description="largest allowed metric drop; the most sensitive layers stay float until met"
     )
-    block_size: int = Field(32, ge=16, le=4096, description="int4 only: weights per scale")
+    block_size: int = Field(32, ge=16, le=4096, description="int4 only: weights per scale, a power of two")
 
     @model_validator(mode="after")
     def _fields_fit_the_mode(self):
+        if self.block_size & (self.block_size - 1):  # ONNX Runtime's MatMulNBits takes powers of two only
+            raise ValueError(f"block_size must be a power of two (16, 32, ..., 4096), got {self.block_size}")
         applies = {
             "calibration": ("static",), "calibration_batches": ("static",), "format": ("static",),
             "per_channel": ("static", "dynamic"), "keep_float": ("static", "dynamic"), "tolerance": ("static", "dynamic"),

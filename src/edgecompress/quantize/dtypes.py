@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,7 @@ FLOAT_DTYPES = (
     ("fp8 e5m2", torch.float8_e5m2),
 )
 INT_BITS = (8, 4)
+MIN_INT_RANGE = 127 * sys.float_info.min  # below it the int8 scale (range / 127) is no longer a normal float
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ def dtype_table(value: float = math.pi, int_max_abs: float = 4.0) -> list[DtypeR
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise UserError(f"value: must be a finite number, got {value!r}")
-    if isinstance(int_max_abs, bool) or not isinstance(int_max_abs, numbers.Real) or not 0 < int_max_abs < math.inf:
-        raise UserError(f"int_max_abs: must be a positive finite number (the tensor's largest magnitude), got {int_max_abs!r}")
+    if isinstance(int_max_abs, bool) or not isinstance(int_max_abs, numbers.Real) or not MIN_INT_RANGE <= int_max_abs < math.inf:
+        raise UserError(f"int_max_abs: must be a positive finite number of at least {MIN_INT_RANGE:.3g} (the tensor's largest magnitude), got {int_max_abs!r}")
     value = float(value)
     rows = []
     for name, dtype in FLOAT_DTYPES:
@@ -65,7 +67,7 @@ def dtype_table(value: float = math.pi, int_max_abs: float = 4.0) -> list[DtypeR
     for bits in INT_BITS:
         qmax = 2 ** (bits - 1) - 1
         scale = int_max_abs / qmax
-        code = max(-qmax, min(qmax, round(value / scale)))
+        code = round(max(-qmax, min(qmax, value / scale)))  # clip before rounding: value / scale may overflow
         clipped = " (clipped)" if abs(value) > int_max_abs else ""
         note = f"code {code} x scale {int_max_abs:g}/{qmax}{clipped}"
         rows.append(_row(f"int{bits}", bits, value, code * scale, note))

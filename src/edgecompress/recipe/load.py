@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from edgecompress.errors import UserError
+from edgecompress.paths import check_input_file
 from edgecompress.recipe.schema import Recipe
 from edgecompress.untrusted.limits import MAX_RECIPE_BYTES
 from edgecompress.untrusted.quoting import quote
@@ -23,9 +24,7 @@ MAX_LISTED_PROBLEMS = 10  # a recipe with thousands of bad values gets the first
 
 def load_recipe(path: str | Path, seed: int | None = None, target: str | None = None) -> Recipe:
     """Parse a YAML recipe file (`seed`/`target` override its own); all errors are raised together as one UserError."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"recipe: file {path} does not exist")
+    path = check_input_file(path, "recipe")
     text = read_regular_text(path, "recipe: file", MAX_RECIPE_BYTES)
     try:
         data = load_bounded_yaml(text)

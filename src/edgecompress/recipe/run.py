@@ -7,26 +7,29 @@ from pathlib import Path
 import yaml
 
 from edgecompress.errors import UserError
-from edgecompress.files import atomic_write_text, check_output_dir
+from edgecompress.files import atomic_write_text
 from edgecompress.models import load_model
-from edgecompress.pipeline.checkpoints import clear_checkpoints, fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
+from edgecompress.paths import check_output_dir
+from edgecompress.pipeline.checkpoints import fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
 from edgecompress.pipeline.run import RunResult, check_stages, compress
 from edgecompress.progress import console
 from edgecompress.recipe.schema import Recipe
 from edgecompress.rundir import owned_run_dir
 from edgecompress.seeding import seed_everything
+from edgecompress.tasks.checks import check_task
 from edgecompress.tasks.registry import load_task
 from edgecompress.train import train_epochs
 
 TRAINED_KEY = "00-trained"
 
 
-def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False,
+def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False, force: bool = False,
                trust_code: bool = False) -> RunResult:
     """Everything `edgecompress run` does; the model and task are resolved before any output is written.
 
     With `resume`, a trained baseline and finished stages from an earlier run of the same recipe are reused:
     their checkpoints are loaded into the architecture this recipe names, never one a checkpoint names.
+    With `force`, an earlier run in `out_dir` is replaced; without either, a directory holding one is refused.
     `trust_code` lets a weights file's metadata name a module:function (see `load_model`).
 
     >>> run_recipe(load_recipe("examples/digits.yaml"), "runs/digits")  # doctest: +SKIP
@@ -34,14 +37,12 @@ def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, 
     check_output_dir(out_dir)
     loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
     model = loaded.module
+    check_task(model, task)
     check_stages(model, recipe.stages, has_data=task.train_loader is not None)
-    with owned_run_dir(out_dir) as out:
-        if not resume:
-            clear_checkpoints(out)
+    with owned_run_dir(out_dir, "run", resume=resume, force=force) as out:
         if recipe.train is not None:
             model = _trained(model, task, recipe, out, resume)
-        # checkpoints were cleared above unless resuming, so compress may always look for them
-        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=loaded.arch, resume=True, target=recipe.target)
+        result = compress(model, task, recipe.stages, out, seed=recipe.seed, arch=loaded.arch, resume=resume, target=recipe.target)
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     return result
 
@@ -66,14 +67,12 @@ def resolve_recipe(recipe: Recipe, trust_pickle: bool = False, trust_code: bool 
     return loaded, task
 
 
-def recipe_baseline(recipe: Recipe, trust_pickle: bool = False, trust_code: bool = False):
-    """The recipe's model, trained as its `train` section says (or as loaded), in eval mode, and its task:
-    the baseline that `sweep`, `sensitivity` and `fit --recipe` compress."""
-    loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
-    model = loaded.module
+def train_baseline(model, task, recipe: Recipe):
+    """`model` (from `resolve_recipe`) trained in place as the recipe's `train` section says, in eval mode: the
+    baseline that `sweep`, `sensitivity` and `fit --recipe` compress."""
     if recipe.train is not None:
         _train(model, task, recipe)
-    return model.eval(), task
+    return model.eval()
 
 
 def _train(model, task, recipe: Recipe) -> None:

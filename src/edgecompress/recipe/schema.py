@@ -8,12 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecompress.pipeline.stages import AnyStage
 from edgecompress.runtime.targets import DEFAULT_TARGET, Target
+from edgecompress.seeding import MAX_SEED
 
 
 class TrainSettings(BaseModel):
     """Train the model before compressing it (for a built-in or freshly built model without weights)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     epochs: int = Field(40, ge=1, le=10_000)
     lr: float = Field(2e-3, gt=0.0, le=10.0)
 
@@ -25,12 +26,12 @@ class Execution(BaseModel):
     1
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     executor: Literal["local", "ray"] = "local"
     jobs: int = Field(1, ge=1, le=1024, description="local worker processes (executor local)")
     ray_address: Optional[str] = Field(None, description="Ray cluster address, e.g. auto or ray://head:10001 (default: a local instance)")
-    cpus_per_trial: float = Field(1.0, gt=0.0, description="CPUs each Ray task declares")
-    gpus_per_trial: float = Field(0.0, ge=0.0, description="GPUs each Ray task declares")
+    cpus_per_trial: float = Field(1.0, gt=0.0, le=4096, description="CPUs each Ray task declares")
+    gpus_per_trial: float = Field(0.0, ge=0.0, le=1024, description="GPUs each Ray task declares")
     max_retries: int = Field(3, ge=0, le=100, description="times Ray reruns a trial whose worker died")
 
     @model_validator(mode="after")
@@ -59,12 +60,12 @@ class Recipe(BaseModel):
     0
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     model: str = Field(description="built-in model name, module:function, or a saved model file")
     weights: Optional[str] = Field(None, description="state dict to load into the model (.safetensors or .pt)")
     task: str = Field("digits", description="built-in task name or module:function returning an edgecompress.Task")
     train: Optional[TrainSettings] = None
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     target: Target = Field(DEFAULT_TARGET, description="CPU class the int8 artifact must compute exactly on: portable (all), auto (this machine), x86-avx2, x86-vnni, arm64")
     stages: list[Annotated[AnyStage, Field(discriminator="stage")]] = Field(min_length=1)
     execution: Execution = Field(default_factory=Execution, description="where sweep/sensitivity/fit trials run")

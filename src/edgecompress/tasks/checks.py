@@ -12,7 +12,14 @@ from edgecompress.tasks.task import Task
 def check_task(model: nn.Module, task: Task) -> None:
     """The model's weights are finite; each loader yields (inputs, targets) with finite float inputs the
     model accepts. Only the first batch of each loader is read here; later batches are checked as they
-    stream (`FiniteBatches`). A single-class data set is accepted: the metric is computed as usual."""
+    stream (`FiniteBatches`). A single-class data set is accepted: the metric is computed as usual.
+    torch's random state is left as it was: reading a shuffled loader draws from it, and the training that
+    follows must see the same numbers whether or not it was checked first."""
+    with torch.random.fork_rng(devices=[]):
+        _check_task(model, task)
+
+
+def _check_task(model: nn.Module, task: Task) -> None:
     bad = [name for name, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
     if bad:
         raise UserError(f"model: tensor {bad[0]!r} holds NaN or Inf values; fix or retrain the model first")
@@ -45,14 +52,14 @@ class FiniteBatches:
     [(tensor([1.]), 0)]
     """
 
-    def __init__(self, loader, field: str):
-        self.loader, self.field = loader, field
+    def __init__(self, loader, field: str, data: str = "training"):
+        self.loader, self.field, self.data = loader, field, data
 
     def __iter__(self):
         for number, batch in enumerate(self.loader, 1):
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
             if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and not torch.isfinite(inputs).all():
-                raise UserError(f"{self.field}: batch {number} of the training data holds NaN or Inf inputs; clean the data first")
+                raise UserError(f"{self.field}: batch {number} of the {self.data} data holds NaN or Inf inputs; clean the data first")
             yield batch
 
     def __len__(self):

@@ -17,10 +17,9 @@ def load_task(spec: str, seed: int = 0) -> Task:
         return BUILTIN_TASKS[spec](seed)
     if ":" not in spec:
         raise UserError(f"task: unknown task {spec!r}; use a built-in ({', '.join(BUILTIN_TASKS)}) or module:function")
-    from edgecompress.models.loading import import_attribute
+    from edgecompress.models.loading import call_factory, import_attribute
 
-    factory = import_attribute(spec, field="task")
-    task = factory() if callable(factory) else factory
+    task = call_factory(import_attribute(spec, field="task"), spec, "task")
     if not isinstance(task, Task):
         raise UserError(f"task: {spec} returned {type(task).__name__}, not an edgecompress.Task")
     return task
