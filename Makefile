@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench bench-quick fuzz clean emulators
+.PHONY: install demo test lint bench bench-quick fuzz clean emulators
 # Emulated CPUs for `edgecompress verify` and the int8 tests: qemu-user, and an arm64 Python with numpy and
 # onnxruntime (tools/emulation/setup-arm64.sh: Debian's arm64 python3.11 + PyPI's aarch64 wheels, ~64 MB).
 EMULATION_DIR ?= $(HOME)/.cache/edgecompress/emulation
@@ -31,8 +31,12 @@ emulators: install
 	@command -v qemu-x86_64 >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user; }
 	PIP="$(VENV)/bin/pip" bash tools/emulation/setup-arm64.sh "$(EMULATION_DIR)/arm64"
 
-test: install chromium emulators
+test: install chromium emulators lint
 	EDGECOMPRESS_EMULATION_DIR="$(EMULATION_DIR)" $(PY) -m pytest -q
+
+# pyflakes and import order (pyproject.toml [tool.ruff]); run by `make test`, so CI runs it
+lint: install
+	$(PY) -m ruff check src tests benchmarks tools
 
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"

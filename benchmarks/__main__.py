@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 
 from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, minilm, pruning, quantization, targets, untrusted_files
-from edgecompress.files import atomic_write_text
-from edgecompress.report.metrics import environment
+from edgecompress.runtime.environment import environment
+from edgecompress.storage.files import atomic_write_text
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 

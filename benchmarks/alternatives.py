@@ -31,17 +31,17 @@ from torch.nn.utils import prune
 
 from benchmarks.common import MODELS, run_stages, trained_state
 from benchmarks.pareto import pareto_chart
+from edgecompress.core.evaluate import score_onnx
+from edgecompress.core.evaluate.scoring import score_torch
+from edgecompress.core.measure.macs import count_macs
+from edgecompress.core.measure.params import count_nonzero_params, count_params
+from edgecompress.core.seeding import seed_everything
+from edgecompress.core.tasks.digits import digits_task
 from edgecompress.delivery import pack
-from edgecompress.evaluate import score_onnx
-from edgecompress.evaluate.scoring import score_torch
-from edgecompress.export import export_onnx
-from edgecompress.measure.latency import measure_latencies
-from edgecompress.measure.macs import count_macs
-from edgecompress.measure.params import count_nonzero_params, count_params
-from edgecompress.pipeline.stages import Finetune, Prune, Qat, Quantize, default_recipe
-from edgecompress.quantize.onnx_static import _LoaderReader
-from edgecompress.seeding import seed_everything
-from edgecompress.tasks.digits import digits_task
+from edgecompress.onnx import export_onnx
+from edgecompress.orchestration.pipeline.stages import Finetune, Prune, Qat, Quantize, default_recipe
+from edgecompress.runtime.latency import measure_latencies
+from edgecompress.techniques.quantize.onnx_static import _LoaderReader
 
 TASKS = ("digits-cnn", "digits-mlp")
 CLASSIFIER = {"digits-cnn": "fc2", "digits-mlp": "fc3"}

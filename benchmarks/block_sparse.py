@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgecompress.export import export_onnx
-from edgecompress.measure.latency import measure_latencies
-from edgecompress.prune.block_sparse import BlockSparseLinear
+from edgecompress.onnx import export_onnx
+from edgecompress.runtime.latency import measure_latencies
+from edgecompress.techniques.prune.block_sparse import BlockSparseLinear
 
 FEATURES = 1024
 BATCHES = (1, 16, 64, 256)

@@ -7,12 +7,11 @@ import functools
 import io
 import tempfile
 
-
-from edgecompress.models import DigitsCNN, DigitsMLP
-from edgecompress.pipeline.run import compress
-from edgecompress.seeding import seed_everything
-from edgecompress.tasks.digits import digits_task
-from edgecompress.train import train_epochs
+from edgecompress.core.models import DigitsCNN, DigitsMLP
+from edgecompress.core.seeding import seed_everything
+from edgecompress.core.tasks.digits import digits_task
+from edgecompress.core.train import train_epochs
+from edgecompress.orchestration.pipeline.run import compress
 
 MODELS = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}
 

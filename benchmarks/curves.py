@@ -13,10 +13,10 @@ from pathlib import Path
 
 from benchmarks.common import MODELS, trained_state
 from benchmarks.pareto import FIGURES
-from edgecompress.curves import sweep
-from edgecompress.curves.points import point_key
-from edgecompress.models import DigitsCNN
-from edgecompress.tasks.digits import digits_task
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.results import point_key
+from edgecompress.core.tasks.digits import digits_task
+from edgecompress.orchestration.curves import sweep
 
 LEVELS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 METHODS = ("unstructured", "channel", "lowrank", "channel8")

@@ -6,7 +6,7 @@ import statistics
 import tempfile
 import time
 
-from edgecompress.demo import run_demo
+from edgecompress.orchestration.demo import run_demo
 
 SEEDS = (0, 1, 2)
 

@@ -160,8 +160,8 @@ def stopped_at_work():
     """While active, commands stop where their work starts, and training before that is caught."""
     import torch
 
-    from edgecompress.encoders import compress as encoder_compress
-    from edgecompress.rundir import _Owned
+    from edgecompress.families.encoder import compress as encoder_compress
+    from edgecompress.storage.rundir import _Owned
 
     def reached(*args, **kwargs):
         raise WorkReached
@@ -182,9 +182,9 @@ def stopped_at_work():
 
 def make_inputs(root: Path) -> dict[str, Path]:
     """The files that `{name}` tokens stand for: good ones and broken ones."""
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.core.models.checkpoint import save_model_file
     from edgecompress.delivery import pack
-    from edgecompress.models import DigitsCNN
-    from edgecompress.models.checkpoint import save_model_file
 
     for entry in root.glob("*") if root.is_dir() else []:
         if entry.name != "scratch":

@@ -24,18 +24,18 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
 from benchmarks.pareto import pareto_chart
-from edgecompress.encoders.artifact import embed_feeds
-from edgecompress.encoders.batches import token_batches
+from edgecompress.core.measure.params import count_nonzero_params, count_params
 from edgecompress.delivery import pack
-from edgecompress.encoders.compress import compress_encoder
-from edgecompress.encoders.corpus import docstring_corpus
-from edgecompress.encoders.distill import distill
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.fidelity import fidelity
-from edgecompress.encoders.model_dir import load_encoder
-from edgecompress.encoders.recipe import route_recipe
-from edgecompress.measure.latency import measure_feed_latencies
-from edgecompress.measure.params import count_nonzero_params, count_params
+from edgecompress.families.encoder.artifact import embed_feeds
+from edgecompress.families.encoder.batches import token_batches
+from edgecompress.families.encoder.compress import compress_encoder
+from edgecompress.families.encoder.corpus import docstring_corpus
+from edgecompress.families.encoder.distill import distill
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.fidelity import fidelity
+from edgecompress.families.encoder.model_dir import load_encoder
+from edgecompress.families.encoder.recipe import route_recipe
+from edgecompress.runtime.latency import measure_feed_latencies
 
 OUT = Path("runs/bench-minilm")
 # Distillation runs a fixed 4 epochs over 6,000 sentences (752 steps, ~3.5 minutes on an idle 2-core box)

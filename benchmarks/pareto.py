@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from edgecompress.files import atomic_write_bytes  # noqa: E402
+from edgecompress.storage.files import atomic_write_bytes  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmarks.block_sparse import _calls_per_round, _max_rel_error, _round_median_ms
 from benchmarks.common import result_row, run_stages, table
-from edgecompress.pipeline.stages import Finetune, Prune
+from edgecompress.orchestration.pipeline.stages import Finetune, Prune
 
 RECIPES = [
     ("one-shot global magnitude 90%, no fine-tune", [Prune(pattern="unstructured", criterion="l1", scope="global", amount=0.9)]),
@@ -63,9 +63,9 @@ def run() -> dict:
 
 def csr_timings() -> dict:
     """Median ms per batch of torch dense, ORT dense and `CsrLinear` at each sparsity; one thread, interleaved rounds."""
-    from edgecompress.export import export_onnx
-    from edgecompress.measure.latency import measure_latencies
-    from edgecompress.prune.csr_sparse import CsrLinear
+    from edgecompress.onnx import export_onnx
+    from edgecompress.runtime.latency import measure_latencies
+    from edgecompress.techniques.prune.csr_sparse import CsrLinear
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -102,11 +102,11 @@ def _smallest_zeroed(sparsity: float) -> nn.Linear:
 
 def minilm_rows() -> list[dict]:
     """Fidelity of all-MiniLM-L6-v2 pruned without fine-tuning, on held-out docstring sentences."""
-    from edgecompress.encoders.batches import token_batches
-    from edgecompress.encoders.corpus import docstring_corpus
-    from edgecompress.encoders.fidelity import fidelity
-    from edgecompress.encoders.model_dir import load_encoder
-    from edgecompress.prune.engine import prune_model
+    from edgecompress.families.encoder.batches import token_batches
+    from edgecompress.families.encoder.corpus import docstring_corpus
+    from edgecompress.families.encoder.fidelity import fidelity
+    from edgecompress.families.encoder.model_dir import load_encoder
+    from edgecompress.techniques.prune.engine import prune_model
 
     loaded = load_encoder()
     corpus = docstring_corpus(n_eval=MINILM_EVAL, n_train=MINILM_CALIBRATION)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.common import result_row, run_stages, table
-from edgecompress.pipeline.stages import Qat, Quantize
+from edgecompress.orchestration.pipeline.stages import Qat, Quantize
 
 RECIPES = [
     ("digits-cnn", "CNN static int8, per-channel, minmax, QOperator", [Quantize()]),

@@ -50,9 +50,8 @@ class Check:
 
 def demo_checks() -> list[Check]:
     """The demo at seed 0: ONNX and packed size ratios, worst accuracy drop, batch-256 latency ratio."""
-    from edgecompress.demo import run_demo
-
-    from edgecompress.runtime.verify import verify
+    from edgecompress.orchestration.demo import run_demo
+    from edgecompress.orchestration.verify import verify
 
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stderr(io.StringIO()):
         result = run_demo(out, seed=0)
@@ -76,13 +75,13 @@ def minilm_checks() -> list[Check]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.minilm import plain_export
-    from edgecompress.encoders.batches import token_batches
-    from edgecompress.encoders.corpus import docstring_corpus
-    from edgecompress.encoders.compress import compress_encoder
-    from edgecompress.encoders.model_dir import load_encoder
-    from edgecompress.encoders.recipe import route_recipe
-    from edgecompress.measure.latency import measure_feed_latencies
-    from edgecompress.runtime.verify import verify
+    from edgecompress.families.encoder.batches import token_batches
+    from edgecompress.families.encoder.compress import compress_encoder
+    from edgecompress.families.encoder.corpus import docstring_corpus
+    from edgecompress.families.encoder.model_dir import load_encoder
+    from edgecompress.families.encoder.recipe import route_recipe
+    from edgecompress.orchestration.verify import verify
+    from edgecompress.runtime.latency import measure_feed_latencies
 
     loaded = load_encoder()
     with tempfile.TemporaryDirectory() as work, contextlib.redirect_stderr(io.StringIO()):

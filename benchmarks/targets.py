@@ -17,12 +17,12 @@ from pathlib import Path
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgecompress.demo import run_demo
-from edgecompress.measure.latency import measure_latencies
+from edgecompress.core.tasks.digits import digits_task
+from edgecompress.orchestration.demo import run_demo
+from edgecompress.orchestration.verify import verify
 from edgecompress.runtime.feeds import input_feeds
+from edgecompress.runtime.latency import measure_latencies
 from edgecompress.runtime.targets import host_cpu
-from edgecompress.runtime.verify import verify
-from edgecompress.tasks.digits import digits_task
 
 FORMATS = {  # label -> ONNX Runtime quantize_static settings
     "uint8 x int8, weights +-127, QOperator": dict(weight_type=QuantType.QInt8, quant_format=QuantFormat.QOperator),

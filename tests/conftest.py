@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from edgecompress.demo import run_demo
-from edgecompress.models import DigitsCNN, DigitsMLP
-from edgecompress.seeding import seed_everything
-from edgecompress.tasks.digits import digits_task
-from edgecompress.train import train_epochs
+from edgecompress.core.models import DigitsCNN, DigitsMLP
+from edgecompress.core.seeding import seed_everything
+from edgecompress.core.tasks.digits import digits_task
+from edgecompress.core.train import train_epochs
+from edgecompress.orchestration.demo import run_demo
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +56,8 @@ def small_digits_task():
     """Four digits batches: enough to exercise training loops quickly."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from edgecompress.tasks.digits import ACCURACY, digits_split
-    from edgecompress.tasks.task import Task
+    from edgecompress.core.tasks.digits import ACCURACY, digits_split
+    from edgecompress.core.tasks.task import Task
 
     x_train, y_train, x_test, y_test = digits_split()
     train = DataLoader(TensorDataset(x_train[:128], y_train[:128]), batch_size=32, shuffle=True)

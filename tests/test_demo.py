@@ -8,7 +8,7 @@ import re
 import numpy as np
 import onnxruntime as ort
 
-from edgecompress.tasks.digits import digits_split
+from edgecompress.core.tasks.digits import digits_split
 
 ENTRY_KEYS = {"score", "artifact", "artifact_bytes", "params", "nonzero_params", "macs", "latency_ms"}
 
@@ -124,7 +124,7 @@ def test_packed_final_unpacks_to_the_evaluated_file_and_is_40x_smaller_than_the_
 def test_compressed_torch_model_reloads_from_the_run_directory(demo_run):
     import torch
 
-    from edgecompress.models import load_model
+    from edgecompress.core.models import load_model
 
     result, _ = demo_run
     reloaded = load_model(str(result.out_dir / "model.safetensors")).module

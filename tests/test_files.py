@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from edgecompress.files import atomic_path, atomic_write_text
+from edgecompress.storage.files import atomic_path, atomic_write_text
 
 
 def test_failed_write_leaves_neither_target_nor_temporary_file(tmp_path):

@@ -4,8 +4,8 @@ import pytest
 
 import edgecompress as ec
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.fit import Candidate, Targets, check_targets, choose, fit, parse_latency
+from edgecompress.core.errors import UserError
+from edgecompress.orchestration.search.fit import Candidate, Targets, check_targets, choose, fit, parse_latency
 
 CANDIDATES = [
     ("int8", [ec.Quantize()]),
@@ -165,7 +165,7 @@ def test_parallel_candidates_give_the_same_sizes_scores_and_files(too_fast, trai
 
 
 def test_killed_fit_resumes_without_rerunning_finished_candidates(too_fast, trained_cnn, digits, tmp_path, monkeypatch):
-    import edgecompress.pipeline.run as pipeline_run
+    import edgecompress.orchestration.pipeline.run as pipeline_run
 
     _, reference = too_fast
     runs, real = [], pipeline_run.compress

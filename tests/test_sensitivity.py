@@ -5,12 +5,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from edgecompress.curves.executors import LocalExecutor
-from edgecompress.curves.sensitivity import layer_sensitivity
-from edgecompress.errors import UserError
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask
+from edgecompress.orchestration.curves.sensitivity import layer_sensitivity
+from edgecompress.orchestration.executors.local import LocalExecutor
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
 
 
 @pytest.fixture(scope="module")

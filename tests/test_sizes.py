@@ -1,7 +1,7 @@
 import pytest
 
-from edgecompress.errors import UserError
-from edgecompress.sizes import format_bytes, parse_size
+from edgecompress.core.errors import UserError
+from edgecompress.core.sizes import format_bytes, parse_size
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,13 @@ import json
 import pytest
 
 from edgecompress.cli import main
-from edgecompress.curves import points as points_module
-from edgecompress.curves import sweep
-from edgecompress.curves import sweep_trials
-from edgecompress.curves.points import point_key
-from edgecompress.errors import UserError
-from edgecompress.files import atomic_write_bytes
-from edgecompress.measure.params import count_params
-from edgecompress.rundir import owned_run_dir
+from edgecompress.core.errors import UserError
+from edgecompress.core.measure.params import count_params
+from edgecompress.core.results import point_key
+from edgecompress.orchestration.curves import points as points_module
+from edgecompress.orchestration.curves import sweep, sweep_trials
+from edgecompress.storage.files import atomic_write_bytes
+from edgecompress.storage.rundir import owned_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +126,9 @@ def test_cli_rejects_unparsable_levels(capsys, tmp_path):
 
 
 def test_smaller_dense_model_matches_the_pruned_parameter_count(trained_cnn, digits, tmp_path):
-    from edgecompress.curves.dense_baseline import matching_width
-    from edgecompress.measure.params import count_params
-    from edgecompress.models import DigitsCNN
+    from edgecompress.core.measure.params import count_params
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.orchestration.curves.dense_baseline import matching_width
 
     width = matching_width(DigitsCNN, 10_000)
     assert count_params(DigitsCNN(width)) <= 10_000 < count_params(DigitsCNN(width + 0.02))

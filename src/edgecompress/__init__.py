@@ -5,24 +5,57 @@
 >>> result = ec.compress(model, task, ec.default_recipe(), "runs/mine")                   # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from edgecompress.errors import RunFailure, UserError
-from edgecompress.inspect import advise_target_size, check_saved_size, layer_table
-from edgecompress.models import load_model
-from edgecompress.pipeline.run import Measurement, RunResult, compress
-from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize, default_recipe
-from edgecompress.tasks import Metric, Task
-from edgecompress.train import train_epochs
+from edgecompress.core.errors import RunFailure, UserError
 
 try:
     __version__ = version("edgecompress")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = [
-    "compress", "default_recipe", "Prune", "Finetune", "Factorize", "Qat", "Quantize",
-    "Task", "Metric", "RunResult", "Measurement",
-    "layer_table", "advise_target_size", "check_saved_size", "load_model",
-    "UserError", "RunFailure", "train_epochs",
-]
+# Names load on first use (PEP 562): `import edgecompress` stays light (no onnxruntime, matplotlib,
+# torch_pruning or transformers until a function needs them); tests/test_architecture.py checks it.
+_LAZY = {
+    "compress": "edgecompress.orchestration.pipeline.run",
+    "RunResult": "edgecompress.orchestration.pipeline.run",
+    "Measurement": "edgecompress.orchestration.pipeline.run",
+    "default_recipe": "edgecompress.orchestration.pipeline.stages",
+    "Prune": "edgecompress.orchestration.pipeline.stages",
+    "Finetune": "edgecompress.orchestration.pipeline.stages",
+    "Factorize": "edgecompress.orchestration.pipeline.stages",
+    "Qat": "edgecompress.orchestration.pipeline.stages",
+    "Quantize": "edgecompress.orchestration.pipeline.stages",
+    "Task": "edgecompress.core.tasks",
+    "Metric": "edgecompress.core.tasks",
+    "train_epochs": "edgecompress.core.train",
+    "load_model": "edgecompress.core.models",
+    "layer_table": "edgecompress.inspect",
+    "advise_target_size": "edgecompress.inspect",
+    "check_saved_size": "edgecompress.inspect",
+    "load_recipe": "edgecompress.orchestration.recipe",
+    "run_recipe": "edgecompress.orchestration.recipe",
+    "sweep": "edgecompress.orchestration.curves",
+    "layer_sensitivity": "edgecompress.orchestration.curves.sensitivity",
+    "fit": "edgecompress.orchestration.search.fit",
+    "pack": "edgecompress.delivery",
+    "unpack": "edgecompress.delivery",
+    "verify": "edgecompress.orchestration.verify",
+}
+
+__all__ = ["UserError", "RunFailure", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'edgecompress' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -19,7 +19,7 @@ def test_inspect_prints_table_and_writes_charts_and_json(capsys, tmp_path):
 def test_inspect_users_model_with_weights_reports_the_real_file(capsys, tmp_path):
     import torch
 
-    from edgecompress.models import DigitsMLP
+    from edgecompress.core.models import DigitsMLP
 
     weights = tmp_path / "mlp.pt"
     torch.save(DigitsMLP().state_dict(), weights)
@@ -32,8 +32,8 @@ def test_inspect_users_model_with_weights_reports_the_real_file(capsys, tmp_path
 def test_pack_and_unpack_commands_round_trip(capsys, tmp_path):
     import torch
 
-    from edgecompress.export import export_onnx
-    from edgecompress.models import DigitsCNN
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.onnx import export_onnx
 
     model_path = export_onnx(DigitsCNN(), torch.zeros(1, 1, 8, 8), tmp_path / "m.onnx")
     assert main(["pack", str(model_path), "--out", str(tmp_path / "m.ecz")]) == 0

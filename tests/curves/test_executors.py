@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from edgecompress.curves.executors import LocalExecutor, ProcessExecutor, make_executor
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
+from edgecompress.orchestration.executors import LocalExecutor, ProcessExecutor, make_executor
 
 
 def _trial(shared: dict, trial: int) -> tuple[int, int, int, int]:

@@ -12,7 +12,6 @@ from onnx import numpy_helper
 from edgecompress.delivery import pack, unpack
 from edgecompress.delivery.encoding import decode_tensor, pack_indices, per_byte, unpack_indices
 from edgecompress.delivery.packed import FORMAT_VERSION, walk_tensors
-
 from tests.delivery.test_packed import SHAPE, save_model
 
 FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"

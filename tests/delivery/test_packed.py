@@ -6,12 +6,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN
 from edgecompress.delivery import pack, unpack, unpack_to
 from edgecompress.delivery.packed import FORMAT_VERSION, MAGIC
-from edgecompress.errors import UserError
-from edgecompress.export import export_onnx
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.models import DigitsCNN
+from edgecompress.onnx import export_onnx
+from edgecompress.runtime.sessions import make_session
 
 SHAPE = (256, 256)
 

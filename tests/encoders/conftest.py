@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgecompress.encoders.model_dir import bundled_model_dir, load_encoder
+from edgecompress.families.encoder.model_dir import bundled_model_dir, load_encoder
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.encoders.artifact import embed
-from edgecompress.encoders.compress import compress_encoder
-from edgecompress.encoders.corpus import docstring_corpus
-from edgecompress.encoders.fidelity import fidelity
-from edgecompress.encoders.recipe import route_recipe
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
+from edgecompress.families.encoder.artifact import embed
+from edgecompress.families.encoder.compress import compress_encoder
+from edgecompress.families.encoder.corpus import docstring_corpus
+from edgecompress.families.encoder.fidelity import fidelity
+from edgecompress.families.encoder.recipe import route_recipe
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,9 @@ def test_recipe_errors_name_the_setting():
 @pytest.fixture(scope="module")
 def tiny_float_onnx(tiny_model_dir, tmp_path_factory):
     """The tiny BERT exported, with token batches for calibration and for scoring (disjoint sentences)."""
-    from edgecompress.encoders.batches import token_batches
-    from edgecompress.encoders.export import export_encoder
-    from edgecompress.encoders.model_dir import load_encoder
+    from edgecompress.families.encoder.batches import token_batches
+    from edgecompress.families.encoder.export import export_encoder
+    from edgecompress.families.encoder.model_dir import load_encoder
 
     loaded = load_encoder(tiny_model_dir)
     path = export_encoder(loaded.model, tmp_path_factory.mktemp("tiny") / "float.onnx")
@@ -83,8 +83,8 @@ def tiny_float_onnx(tiny_model_dir, tmp_path_factory):
 def test_keep_float_leaves_the_worst_matmuls_in_fp32_and_says_why(tiny_float_onnx, tmp_path):
     import onnx
 
-    from edgecompress.encoders.artifact import embed_feeds
-    from edgecompress.encoders.quantize import quantize_encoder_int8
+    from edgecompress.families.encoder.artifact import embed_feeds
+    from edgecompress.families.encoder.quantize import quantize_encoder_int8
 
     source, calibration, held_out = tiny_float_onnx
     plain = quantize_encoder_int8(source, tmp_path / "int8.onnx", calibration)

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgecompress.encoders.corpus import docstring_corpus
-from edgecompress.encoders.fidelity import fidelity
+from edgecompress.families.encoder.corpus import docstring_corpus
+from edgecompress.families.encoder.fidelity import fidelity
 
 
 def test_corpus_is_deterministic_disjoint_english_prose():

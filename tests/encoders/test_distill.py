@@ -6,11 +6,11 @@ import time
 import pytest
 import torch
 
-from edgecompress.encoders.distill import distill
-from edgecompress.encoders.structured import remove_ffn_neurons
-from edgecompress.errors import UserError
-from edgecompress.prune.masks import get_mask, set_mask
-from edgecompress.quantize.qat import distinct_levels, prepare_qat
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask, set_mask
+from edgecompress.families.encoder.distill import distill
+from edgecompress.families.encoder.structured import remove_ffn_neurons
+from edgecompress.techniques.quantize.qat import distinct_levels, prepare_qat
 from tests.encoders.test_structured import embeddings, tiny_encoder, token_feeds
 
 
@@ -123,7 +123,7 @@ def test_no_batches_is_a_user_error(student, teacher):
 
 
 def test_length_grouping_keeps_every_sentence_and_its_embedding_with_less_padding(teacher):
-    from edgecompress.encoders.distill import length_grouped
+    from edgecompress.families.encoder.distill import length_grouped
 
     feeds = token_feeds()
     grouped = length_grouped(feeds)

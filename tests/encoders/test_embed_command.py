@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from edgecompress.cli import main
-from edgecompress.encoders.artifact import save_artifact
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.model_dir import load_encoder
+from edgecompress.families.encoder.artifact import save_artifact
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.model_dir import load_encoder
 
 SENTENCES = ["Return the sorted list.", "Open the file for reading and return a stream object."]
 

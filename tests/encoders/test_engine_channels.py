@@ -11,12 +11,12 @@ import copy
 import numpy as np
 import torch
 
-from edgecompress.encoders.artifact import embed_feeds
-from edgecompress.encoders.batches import token_batches
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.model_dir import load_encoder
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
+from edgecompress.families.encoder.artifact import embed_feeds
+from edgecompress.families.encoder.batches import token_batches
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.model_dir import load_encoder
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
 
 SENTENCES = ["Return the value.", "Open a file and read it line by line.", "Raise an error if missing.", "Sort the keys."]
 

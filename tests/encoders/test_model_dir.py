@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from edgecompress.encoders.artifact import embed, save_artifact
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.model_dir import bundled_model_dir, load_encoder
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
+from edgecompress.families.encoder.artifact import embed, save_artifact
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.model_dir import bundled_model_dir, load_encoder
 
 SENTENCES = ["Return the number of items in a container.", "The quick brown fox jumps over the lazy dog.", "Hello."]
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.encoders.artifact import embed_feeds
-from edgecompress.encoders.encoder import SentenceEncoder
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.structured import input_grams, remove_attention_heads, remove_ffn_neurons
-from edgecompress.errors import UserError
-from edgecompress.prune.masks import set_mask
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import set_mask
+from edgecompress.families.encoder.artifact import embed_feeds
+from edgecompress.families.encoder.encoder import SentenceEncoder
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.structured import input_grams, remove_attention_heads, remove_ffn_neurons
 
 HIDDEN, HEADS, FFN, LAYERS = 32, 4, 64, 2
 
@@ -190,7 +190,7 @@ def test_minilm_loses_half_its_ffn_and_a_quarter_of_its_heads_and_still_embeds(m
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
-    from edgecompress.encoders.structured import _refit_columns
+    from edgecompress.families.encoder.structured import _refit_columns
 
     torch.manual_seed(0)
     x = torch.randn(200, 6)

@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 
-from edgecompress.encoders.batches import token_batches
-from edgecompress.encoders.corpus import docstring_corpus
-from edgecompress.encoders.fidelity import fidelity
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
-from edgecompress.prune.selection import select_layers
+from edgecompress.core.masks import get_mask
+from edgecompress.families.encoder.batches import token_batches
+from edgecompress.families.encoder.corpus import docstring_corpus
+from edgecompress.families.encoder.fidelity import fidelity
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.prune.selection import select_layers
 
 ENCODER_LINEARS = dict(layers=("backbone.encoder.layer.*",), types=("Linear",), keep_classifier=False)
 MAX_TOKENS = 48  # docstring sentences are ~40 word pieces: few are cut, and the test stays fast

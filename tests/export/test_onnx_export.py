@@ -2,9 +2,9 @@ import numpy as np
 import onnx
 import torch
 
-from edgecompress.export import export_onnx
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.models import DigitsCNN
+from edgecompress.core.models import DigitsCNN
+from edgecompress.onnx import export_onnx
+from edgecompress.runtime.sessions import make_session
 
 
 def test_export_matches_torch_for_any_batch_size(tmp_path):

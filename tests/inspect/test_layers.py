@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
+from edgecompress.core.models import DigitsCNN, DigitsMLP
 from edgecompress.inspect import layer_table
-from edgecompress.models import DigitsCNN, DigitsMLP
 
 
 def test_cnn_totals_equal_true_params_and_macs():

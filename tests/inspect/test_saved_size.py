@@ -1,8 +1,8 @@
 import torch
 from torch.nn.utils import prune
 
+from edgecompress.core.models import DigitsCNN
 from edgecompress.inspect import check_saved_size
-from edgecompress.models import DigitsCNN
 
 
 def test_dense_state_dict_file_is_tensors_plus_small_container_overhead():

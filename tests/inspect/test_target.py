@@ -1,5 +1,5 @@
+from edgecompress.core.models import DigitsCNN
 from edgecompress.inspect import advise_target_size, layer_table
-from edgecompress.models import DigitsCNN
 
 
 def _table():

@@ -3,14 +3,14 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
-from edgecompress.export import export_onnx
-from edgecompress.lowrank import factorize
-from edgecompress.lowrank.budget import LayerShape, allocate_ranks
-from edgecompress.lowrank.conv import factorize_conv
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.measure.params import count_params
-from edgecompress.models import DigitsCNN, DigitsMLP
+from edgecompress.core.errors import UserError
+from edgecompress.core.measure.params import count_params
+from edgecompress.core.models import DigitsCNN, DigitsMLP
+from edgecompress.onnx import export_onnx
+from edgecompress.runtime.sessions import make_session
+from edgecompress.techniques.lowrank import factorize
+from edgecompress.techniques.lowrank.budget import LayerShape, allocate_ranks
+from edgecompress.techniques.lowrank.conv import factorize_conv
 
 
 def _chosen_params(model: nn.Module, names) -> int:

@@ -3,12 +3,12 @@ import json
 import numpy as np
 import torch
 
-from edgecompress.encoders.export import export_encoder
-from edgecompress.encoders.model_dir import bundled_model_dir, load_encoder
-from edgecompress.lowrank import factorize
-from edgecompress.lowrank.budget import LayerShape, allocate_ranks
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.measure.params import count_params
+from edgecompress.core.measure.params import count_params
+from edgecompress.families.encoder.export import export_encoder
+from edgecompress.families.encoder.model_dir import bundled_model_dir, load_encoder
+from edgecompress.runtime.sessions import make_session
+from edgecompress.techniques.lowrank import factorize
+from edgecompress.techniques.lowrank.budget import LayerShape, allocate_ranks
 
 FFN = ("*.intermediate.dense", "*.layer.?.output.dense")  # not attention.output.dense
 

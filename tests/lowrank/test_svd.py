@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 import edgecompress as ec
-from edgecompress.errors import UserError
-from edgecompress.lowrank.svd import choose_rank, factorize_linear, factorize_linears
-from edgecompress.measure.params import count_params
-from edgecompress.models import DigitsMLP
+from edgecompress.core.errors import UserError
+from edgecompress.core.measure.params import count_params
+from edgecompress.core.models import DigitsMLP
+from edgecompress.techniques.lowrank.factorize import factorize_linears
+from edgecompress.techniques.lowrank.svd import choose_rank, factorize_linear
 
 
 def test_factorized_pair_is_the_truncated_svd():
@@ -53,10 +54,10 @@ def test_factorize_stage_recovers_with_finetuning_and_exports(trained_mlp, digit
 def test_factorize_stage_with_convs_splits_the_convolutions_too(tmp_path):
     import json
 
-    from edgecompress.models import DigitsCNN
-    from edgecompress.pipeline.run import compress
-    from edgecompress.pipeline.stages import Factorize
-    from edgecompress.tasks.digits import digits_task
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.core.tasks.digits import digits_task
+    from edgecompress.orchestration.pipeline.run import compress
+    from edgecompress.orchestration.pipeline.stages import Factorize
 
     result = compress(DigitsCNN(), digits_task(0), [Factorize(keep=0.5, convs=True)], tmp_path / "out")
     stage = json.loads((tmp_path / "out" / "metrics.json").read_text())["stages"][0]

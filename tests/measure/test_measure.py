@@ -4,8 +4,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecompress.measure.artifact import artifact_bytes
-from edgecompress.measure.latency import measure_latencies
+from edgecompress.core.measure.artifact import artifact_bytes
+from edgecompress.runtime.latency import measure_latencies
 
 
 def _matmul_model(path: Path, external: bool) -> Path:

@@ -1,10 +1,10 @@
 import torch
 from safetensors import safe_open
 
-from edgecompress.models import DigitsCNN, load_model
-from edgecompress.models.checkpoint import save_model_file
-from edgecompress.prune.channel import prune_channels
-from edgecompress.prune.masks import set_mask
+from edgecompress.core.masks import set_mask
+from edgecompress.core.models import DigitsCNN, load_model
+from edgecompress.core.models.checkpoint import save_model_file
+from edgecompress.techniques.prune.channel import prune_channels
 
 
 def test_pruned_model_reloads_from_safetensors_without_pickle(tmp_path):

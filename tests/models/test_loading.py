@@ -5,8 +5,8 @@ import textwrap
 import pytest
 import torch
 
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN, load_model
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN, load_model
 
 
 def test_builtin_name_has_a_default_input_shape():

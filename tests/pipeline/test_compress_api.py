@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import edgecompress as ec
-from edgecompress.tasks.digits import digits_split
+from edgecompress.core.tasks.digits import digits_split
 
 
 def _users_setup():

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from edgecompress.tasks.digits import ACCURACY, digits_split
-from edgecompress.tasks.task import Task
+from edgecompress.core.tasks.digits import ACCURACY, digits_split
+from edgecompress.core.tasks.task import Task
 
 
 @pytest.fixture(scope="module")

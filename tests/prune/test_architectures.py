@@ -4,14 +4,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecompress.export import export_onnx
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.measure.params import count_params
-from edgecompress.models import DigitsMLP
-from edgecompress.models.checkpoint import resize_to_saved, save_model_file
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.channel import prune_channels
-from edgecompress.prune.engine import prune_model
+from edgecompress.core.measure.params import count_params
+from edgecompress.core.models import DigitsMLP
+from edgecompress.core.models.checkpoint import resize_to_saved, save_model_file
+from edgecompress.onnx import export_onnx
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.runtime.sessions import make_session
+from edgecompress.techniques.prune.channel import prune_channels
+from edgecompress.techniques.prune.engine import prune_model
 
 
 class ResidualBlock(nn.Module):

@@ -8,10 +8,10 @@ import yaml
 from safetensors.torch import save_file
 
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.stages import Finetune, Prune
-from edgecompress.prune.engine import check_prune, check_prune_stages
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN
+from edgecompress.orchestration.pipeline.stages import Finetune, Prune
+from edgecompress.techniques.prune.engine import check_prune, check_prune_stages
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
-from edgecompress.prune.block_sparse import (
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask, set_mask
+from edgecompress.techniques.prune.block_sparse import (
     BlockSparseLinear,
     block_sparsity,
     choose_block_sparse_path,
     convert_block_sparse,
 )
-from edgecompress.prune.masks import get_mask, set_mask
 
 
 def block_pruned_linear(out_features, in_features, block=(8, 8), sparsity=0.9, seed=0, bias=True) -> nn.Linear:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.criteria import CRITERIA, ScoreContext
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.criteria import CRITERIA, ScoreContext
+from edgecompress.techniques.prune.engine import prune_model
 
 
 class TwoInputs(nn.Module):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN
-from edgecompress.prune.channel import prune_channels
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN
+from edgecompress.techniques.prune.channel import prune_channels
 
 
 def test_half_the_channels_are_physically_removed_and_the_classifier_kept(example_input):
@@ -40,8 +40,8 @@ def test_invalid_amount_and_nothing_to_prune_are_user_errors(example_input):
 
 
 def test_round_to_keeps_channel_counts_multiples_of_eight_and_removes_at_least_the_amount(example_input):
-    from edgecompress.pipeline.stages import Prune
-    from edgecompress.prune.engine import prune_model
+    from edgecompress.orchestration.pipeline.stages import Prune
+    from edgecompress.techniques.prune.engine import prune_model
 
     def pruned(**settings):
         model = DigitsCNN()

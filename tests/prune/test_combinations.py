@@ -8,11 +8,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
-from edgecompress.train import train_epochs
+from edgecompress.core.masks import get_mask
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.train import train_epochs
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
 
 CRITERIA = ["l1", "l2", "taylor", "wanda", "movement", "random", "custom"]
 PATTERNS = ["unstructured", "channel", "block", "nm"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
-from edgecompress.prune.csr_sparse import CsrLinear, choose_csr_path, convert_csr
-from edgecompress.prune.masks import get_mask, set_mask
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask, set_mask
+from edgecompress.techniques.prune.csr_sparse import CsrLinear, choose_csr_path, convert_csr
 
 
 def sparse_linear(out_features, in_features, sparsity, seed=0, bias=True) -> nn.Linear:

@@ -1,10 +1,10 @@
 import torch
 from torch import nn
 
-from edgecompress.export import export_onnx
-from edgecompress.models import DigitsCNN
-from edgecompress.prune.masks import finalized_copy, get_mask, set_mask
-from edgecompress.train import train_epochs
+from edgecompress.core.masks import finalized_copy, get_mask, set_mask
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.train import train_epochs
+from edgecompress.onnx import export_onnx
 
 
 def test_pruned_weights_stay_exactly_zero_through_any_number_of_optimizer_steps(small_task):

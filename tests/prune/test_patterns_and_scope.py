@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask
+from edgecompress.core.models import DigitsCNN
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
 
 
 def _prune(config, model=None, **kwargs):

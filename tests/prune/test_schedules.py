@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.masks import get_mask
-from edgecompress.prune.schedules import cubic_fraction, geometric_fraction
-from edgecompress.train import train_epochs
+from edgecompress.core.masks import get_mask
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.train import train_epochs
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.prune.schedules import cubic_fraction, geometric_fraction
 
 
 def _zeros(module) -> int:

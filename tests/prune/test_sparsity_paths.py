@@ -8,10 +8,10 @@ import json
 import torch
 from torch import nn
 
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.stages import Prune
-from edgecompress.prune.engine import prune_model
-from edgecompress.prune.sparsity_paths import sparsity_paths
+from edgecompress.core.models import DigitsCNN
+from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.prune.sparsity_paths import sparsity_paths
 
 
 def _pruned(model: nn.Module, config: Prune, example=torch.zeros(1, 1, 8, 8)) -> tuple[nn.Module, dict]:

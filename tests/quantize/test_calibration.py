@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnxruntime.quantization.quant_utils import compute_scale_zp
 
-from edgecompress.quantize.calibration import HISTOGRAM_BINS, activation_mse, mse_range
+from edgecompress.techniques.quantize.calibration import HISTOGRAM_BINS, activation_mse, mse_range
 
 
 def value_histogram(values):

@@ -4,8 +4,8 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from edgecompress.errors import UserError
-from edgecompress.quantize.dtypes import dtype_table, format_dtype_table
+from edgecompress.core.errors import UserError
+from edgecompress.techniques.quantize.dtypes import dtype_table, format_dtype_table
 
 
 def by_name(rows):

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN
-from edgecompress.quantize.layer_error import (
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN
+from edgecompress.techniques.quantize.layer_error import (
     fake_quantize_activation,
     fake_quantize_weight,
     layer_quantization_error,

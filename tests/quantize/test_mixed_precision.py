@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import edgecompress as ec
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN
-from edgecompress.quantize.layer_error import layer_quantization_error
-from edgecompress.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN
+from edgecompress.techniques.quantize.layer_error import layer_quantization_error
+from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
 
 
 def test_layers_are_kept_float_worst_sqnr_first_until_within_tolerance(digits):

@@ -8,10 +8,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from edgecompress.errors import RunFailure, UserError
-from edgecompress.evaluate import score_onnx
-from edgecompress.export import export_onnx
-from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
+from edgecompress.core.errors import RunFailure, UserError
+from edgecompress.core.evaluate import score_onnx
+from edgecompress.onnx import export_onnx
+from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
 
 MLP_WEIGHTS = 64 * 300 + 300 * 100 + 100 * 10
 
@@ -128,8 +128,8 @@ def test_missing_source_is_a_user_error(tmp_path):
 def test_compacted_dynamic_file_gives_bit_identical_outputs(mlp_onnx, digits, tmp_path, monkeypatch):
     import onnxruntime as ort
 
-    from edgecompress.quantize import onnx_dynamic
-    from edgecompress.quantize.compact_graph import compact_graph
+    from edgecompress.onnx.compact_graph import compact_graph
+    from edgecompress.techniques.quantize import onnx_dynamic
 
     monkeypatch.setattr(onnx_dynamic, "compact_graph", lambda model: model)
     plain = quantize_dynamic_int8(mlp_onnx, tmp_path / "plain.onnx")

@@ -8,10 +8,10 @@ import torch
 from pydantic import ValidationError
 
 import edgecompress as ec
-from edgecompress.export import export_onnx
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.models import DigitsMLP
-from edgecompress.quantize.onnx_lowbit import gemm_to_matmul
+from edgecompress.core.models import DigitsMLP
+from edgecompress.onnx import export_onnx
+from edgecompress.runtime.sessions import make_session
+from edgecompress.techniques.quantize.onnx_lowbit import gemm_to_matmul
 
 
 def test_gemm_rewrite_keeps_outputs_and_leaves_no_gemm(tmp_path):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from edgecompress.errors import UserError
-from edgecompress.evaluate import score_onnx, score_torch
-from edgecompress.export import export_onnx
-from edgecompress.quantize.onnx_static import quantize_static_int8
+from edgecompress.core.errors import UserError
+from edgecompress.core.evaluate import score_onnx, score_torch
+from edgecompress.onnx import export_onnx
+from edgecompress.techniques.quantize.onnx_static import quantize_static_int8
 
 
 def test_static_int8_keeps_accuracy_and_stores_int8_weights(trained_cnn, digits, tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_static_int8_keeps_accuracy_and_stores_int8_weights(trained_cnn, digits,
 
 
 def test_calibration_feeds_at_most_the_requested_batches(trained_cnn, digits, tmp_path):
-    from edgecompress.quantize.onnx_static import _LoaderReader
+    from edgecompress.techniques.quantize.onnx_static import _LoaderReader
 
     reader = _LoaderReader("input", digits.train_loader, max_batches=3)
     fed = []
@@ -58,8 +58,8 @@ def test_per_channel_static_int8_is_3_8x_smaller_within_0_3_points(cnn_fp32, dig
 
 @pytest.mark.parametrize("graph_format", ["qoperator", "qdq"])
 def test_compacted_file_gives_bit_identical_outputs(cnn_fp32, digits, tmp_path, monkeypatch, graph_format):
-    from edgecompress.quantize import onnx_static
-    from edgecompress.quantize.compact_graph import compact_graph
+    from edgecompress.onnx.compact_graph import compact_graph
+    from edgecompress.techniques.quantize import onnx_static
 
     monkeypatch.setattr(onnx_static, "compact_graph", lambda model: model)
     plain = quantize_static_int8(cnn_fp32[0], tmp_path / "plain.onnx", digits.train_loader, max_batches=4, graph_format=graph_format)

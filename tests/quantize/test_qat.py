@@ -7,10 +7,10 @@ from pydantic import ValidationError
 from torch import nn
 
 import edgecompress as ec
-from edgecompress.models import DigitsCNN
-from edgecompress.prune.masks import set_mask
-from edgecompress.quantize.qat import distinct_levels, prepare_qat, quantize_to_grid
-from edgecompress.train import train_epochs
+from edgecompress.core.masks import set_mask
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.train import train_epochs
+from edgecompress.techniques.quantize.qat import distinct_levels, prepare_qat, quantize_to_grid
 
 
 def test_grid_has_at_most_2_pow_bits_minus_1_levels_per_channel_and_keeps_zero():

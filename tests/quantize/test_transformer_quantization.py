@@ -6,14 +6,14 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecompress.errors import UserError
-from edgecompress.measure.onnx_runtime import make_session
-from edgecompress.quantize.block_qat import bake_block_qat, matmul_nbits_grid, prepare_block_qat
-from edgecompress.quantize.channel_ranges import channel_absmax
-from edgecompress.quantize.embedding_tables import quantize_embedding_tables
-from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
-from edgecompress.quantize.onnx_lowbit import quantize_int4_weights
-from edgecompress.quantize.outlier_smoothing import smooth_outlier_channels, weight_matmul_inputs
+from edgecompress.core.errors import UserError
+from edgecompress.runtime.sessions import make_session
+from edgecompress.techniques.quantize.block_qat import bake_block_qat, matmul_nbits_grid, prepare_block_qat
+from edgecompress.techniques.quantize.channel_ranges import channel_absmax
+from edgecompress.techniques.quantize.embedding_tables import quantize_embedding_tables
+from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
+from edgecompress.techniques.quantize.onnx_lowbit import quantize_int4_weights
+from edgecompress.techniques.quantize.outlier_smoothing import smooth_outlier_channels, weight_matmul_inputs
 
 
 def _matmul_model(weight: np.ndarray) -> onnx.ModelProto:

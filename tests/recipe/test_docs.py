@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecompress.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize
+from edgecompress.orchestration.pipeline.stages import Factorize, Finetune, Prune, Qat, Quantize
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
 
@@ -17,7 +17,7 @@ def test_every_stage_field_is_documented(config):
 
 
 def test_every_execution_field_is_documented():
-    from edgecompress.recipe.schema import Execution
+    from edgecompress.orchestration.recipe.schema import Execution
 
     section = DOC.split("## Execution", 1)[1].split("\n## ", 1)[0]
     assert [f for f in Execution.model_fields if f"`{f}`" not in section] == []

@@ -5,9 +5,9 @@ import pytest
 import yaml
 
 from edgecompress.cli import main
-from edgecompress.demo import demo_recipe
-from edgecompress.errors import UserError
-from edgecompress.recipe import load_recipe, parse_recipe
+from edgecompress.core.errors import UserError
+from edgecompress.orchestration.demo import demo_recipe
+from edgecompress.orchestration.recipe import load_recipe, parse_recipe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import edgecompress as ec
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.run import compress
-from edgecompress.seeding import seed_everything
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.seeding import seed_everything
+from edgecompress.orchestration.pipeline.run import compress
 
 
 @pytest.fixture(scope="session")

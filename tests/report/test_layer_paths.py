@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from edgecompress.export import export_onnx
-from edgecompress.lowrank.svd import factorize_linear
-from edgecompress.models import DigitsCNN, DigitsMLP
-from edgecompress.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
-from edgecompress.report.layer_paths import layer_paths
+from edgecompress.core.models import DigitsCNN, DigitsMLP
+from edgecompress.onnx import export_onnx
+from edgecompress.reporting.report.layer_paths import layer_paths
+from edgecompress.techniques.lowrank.svd import factorize_linear
+from edgecompress.techniques.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
 
 
 def test_pruned_layers_lost_half_their_channels_and_ship_as_int8(pruned_run):

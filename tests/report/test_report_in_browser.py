@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from edgecompress.curves import sweep
-from edgecompress.report import write_run_outputs
+from edgecompress.orchestration.curves import sweep
+from edgecompress.reporting.report import write_run_outputs
 from tests.report.chromium import Chromium
 
 

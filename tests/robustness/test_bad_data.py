@@ -5,8 +5,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import edgecompress as ec
-from edgecompress.models import DigitsCNN
-from edgecompress.tasks.digits import ACCURACY
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.tasks.digits import ACCURACY
 
 
 def _task(train_x, eval_x=None, train_y=None):

@@ -54,8 +54,8 @@ def _is_timing(key: str) -> bool:
 def test_model_safetensors_is_byte_identical_whatever_the_hash_order(tmp_path):
     """safetensors writes its metadata in hash-map order, which changes from one save to the next (and between
     processes); edgecompress sorts it, so the same model always gives the same bytes."""
-    from edgecompress.models import DigitsCNN
-    from edgecompress.models.checkpoint import save_model_file
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.core.models.checkpoint import save_model_file
 
     model = DigitsCNN()
     saved = {save_model_file(model, tmp_path / f"{n}.safetensors", arch="digits-cnn").read_bytes() for n in range(16)}

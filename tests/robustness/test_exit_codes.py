@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import edgecompress as ec
 from edgecompress.cli import main
-from edgecompress.models.checkpoint import save_model_file
-from edgecompress.pipeline import run as pipeline_run
-from edgecompress.tasks.digits import ACCURACY, digits_split
+from edgecompress.core.models.checkpoint import save_model_file
+from edgecompress.core.tasks.digits import ACCURACY, digits_split
+from edgecompress.orchestration.pipeline import run as pipeline_run
 
 STAGES = [ec.Prune(pattern="unstructured", amount=0.5), ec.Quantize()]
 
@@ -78,7 +78,7 @@ def test_a_factory_calling_sys_exit_0_cannot_fake_success(tmp_path, capsys, monk
 
 def test_a_metric_calling_sys_exit_in_the_run_is_a_failure(tmp_path, capsys, monkeypatch):
     (tmp_path / "quitting_task.py").write_text(
-        "import sys\nimport edgecompress as ec\nfrom edgecompress.tasks.digits import digits_task, ACCURACY\n"
+        "import sys\nimport edgecompress as ec\nfrom edgecompress.core.tasks.digits import digits_task, ACCURACY\n"
         "calls = []\n\ndef quit_on_second(outputs, targets):\n    calls.append(1)\n"
         "    if len(calls) == 2:\n        sys.exit(0)\n    return ACCURACY.fn(outputs, targets)\n\n"
         "def task():\n    base = digits_task()\n"
@@ -125,7 +125,7 @@ def test_nan_in_a_later_evaluation_batch_is_refused_naming_it(trained_cnn, tmp_p
 
 
 def test_a_model_with_nan_outputs_on_a_later_batch_is_a_failure(trained_cnn, digits):
-    from edgecompress.evaluate import score_torch
+    from edgecompress.core.evaluate import score_torch
 
     class NanOnSecondBatch(torch.nn.Module):
         def __init__(self):

@@ -9,9 +9,9 @@ import os
 import pytest
 
 import edgecompress as ec
-from edgecompress import files
 from edgecompress.cli import main
-from edgecompress.tasks.digits import ACCURACY
+from edgecompress.core.tasks.digits import ACCURACY
+from edgecompress.storage import files
 
 
 def _only_complete_files(out):
@@ -65,7 +65,7 @@ def test_exception_in_the_users_metric_is_one_line_and_resumable(trained_cnn, di
 
 
 def test_runtime_failure_from_the_cli_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
-    from edgecompress.recipe import run as recipe_run
+    from edgecompress.orchestration.recipe import run as recipe_run
 
     def broken(*args, **kwargs):
         raise ec.RunFailure("quantize: ONNX Runtime static quantization failed: simulated")

@@ -23,13 +23,12 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecompress.cli import main
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import load_model
 from edgecompress.delivery import pack, unpack
-from edgecompress.errors import UserError
 from edgecompress.inspect import layer_table
-from edgecompress.models import load_model
-from edgecompress.recipe import load_recipe
+from edgecompress.orchestration.recipe import load_recipe
 from edgecompress.untrusted.onnx_files import check_onnx_file
-
 from tests.robustness import crafted_ecz
 from tests.robustness.fuzz_budget import fuzz_settings, tree
 
@@ -214,9 +213,9 @@ def _real_safetensors() -> bytes:
     """A genuine pruned digits CNN saved by edgecompress (layer sizes and masks in it): the seed of mutations."""
     import tempfile
 
-    from edgecompress.models import DigitsCNN
-    from edgecompress.models.checkpoint import save_model_file
-    from edgecompress.prune.channel import prune_channels
+    from edgecompress.core.models import DigitsCNN
+    from edgecompress.core.models.checkpoint import save_model_file
+    from edgecompress.techniques.prune.channel import prune_channels
 
     model = prune_channels(DigitsCNN(), torch.zeros(1, 1, 8, 8), 0.5)
     with tempfile.TemporaryDirectory() as folder:
@@ -330,7 +329,7 @@ def test_generated_onnx_files_are_checked_and_external_data_stays_inside(data, o
     if model is not None:
         from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-        from edgecompress.onnx_tensors import walk_tensors
+        from edgecompress.onnx.tensors import walk_tensors
 
         for tensor in walk_tensors(model, everything=True):
             if uses_external_data(tensor):

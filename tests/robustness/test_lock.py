@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.files import atomic_write_text
-from edgecompress.rundir import owned_run_dir
+from edgecompress.core.errors import UserError
+from edgecompress.storage.files import atomic_write_text
+from edgecompress.storage.rundir import owned_run_dir
 
 PROCESSES = 12
 TRIALS = 200
@@ -69,8 +69,8 @@ def test_twelve_racing_processes_never_hold_one_directory_together(tmp_path):
 
 HOLDER = """
 import sys
-from edgecompress.files import atomic_write_text
-from edgecompress.rundir import owned_run_dir
+from edgecompress.storage.files import atomic_write_text
+from edgecompress.storage.rundir import owned_run_dir
 with owned_run_dir(sys.argv[1], "run") as out:
     atomic_write_text(out / "a.txt", "first")
     print("holding", flush=True)

@@ -13,15 +13,14 @@ import textwrap
 import pytest
 import yaml
 
-from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN, load_model
-from edgecompress.models.checkpoint import save_model_file
-from edgecompress.pipeline.checkpoints import load_checkpoint, save_checkpoint
-from edgecompress.recipe import load_recipe
-from edgecompress.recipe.run import resolve_recipe
-
 from benchmarks.fuzz import _tiny_onnx
+from edgecompress.cli import main
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN, load_model
+from edgecompress.core.models.checkpoint import save_model_file
+from edgecompress.orchestration.pipeline.checkpoints import load_checkpoint, save_checkpoint
+from edgecompress.orchestration.recipe import load_recipe
+from edgecompress.orchestration.recipe.run import resolve_recipe
 
 PAYLOAD = """
 import pathlib

@@ -23,16 +23,16 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import edgecompress as ec
-from edgecompress.evaluate import score_torch
-from edgecompress.models import DigitsCNN
-from edgecompress.prune.engine import prune_model
-from edgecompress.quantize.block_qat import embedding_grid, matmul_nbits_grid
-from edgecompress.quantize.channel_ranges import channel_absmax
-from edgecompress.quantize.embedding_tables import _quantize_rows
-from edgecompress.quantize.outlier_smoothing import _outlier_scales
-from edgecompress.quantize.qat import quantize_to_grid
-from edgecompress.tasks.checks import check_task
-from edgecompress.tasks.digits import ACCURACY
+from edgecompress.core.evaluate import score_torch
+from edgecompress.core.models import DigitsCNN
+from edgecompress.core.tasks.checks import check_task
+from edgecompress.core.tasks.digits import ACCURACY
+from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.quantize.block_qat import embedding_grid, matmul_nbits_grid
+from edgecompress.techniques.quantize.channel_ranges import channel_absmax
+from edgecompress.techniques.quantize.embedding_tables import _quantize_rows
+from edgecompress.techniques.quantize.outlier_smoothing import _outlier_scales
+from edgecompress.techniques.quantize.qat import quantize_to_grid
 
 
 def _task(inputs, targets=None):

@@ -16,9 +16,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgecompress.cli import main
-from edgecompress.encoders.model_dir import bundled_model_dir
-from edgecompress.errors import UserError
-from edgecompress.measure.onnx_runtime import make_session
+from edgecompress.core.errors import UserError
+from edgecompress.families.encoder.model_dir import bundled_model_dir
+from edgecompress.runtime.sessions import make_session
 from edgecompress.untrusted.onnx_files import check_onnx_file
 
 OUTSIDE = "outside the model's folder"

@@ -7,11 +7,10 @@ ONNX files pass the same checks as any other. Records are not signed, so a forge
 
 from __future__ import annotations
 
-from edgecompress.delivery import pack
-from edgecompress.models import DigitsCNN
-from edgecompress.pipeline.checkpoints import load_checkpoint, save_checkpoint
-
 from benchmarks.fuzz import _tiny_onnx
+from edgecompress.core.models import DigitsCNN
+from edgecompress.delivery import pack
+from edgecompress.orchestration.pipeline.checkpoints import load_checkpoint, save_checkpoint
 
 
 def test_a_link_planted_where_a_run_writes_is_replaced_not_written_through(tmp_path):

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 import edgecompress as ec
-from edgecompress import files
 from edgecompress.cli import main
-from edgecompress.files import atomic_write_text
-from edgecompress.pipeline import run as pipeline_run
-from edgecompress.rundir import owned_run_dir
+from edgecompress.orchestration.pipeline import run as pipeline_run
+from edgecompress.storage import files
+from edgecompress.storage.files import atomic_write_text
+from edgecompress.storage.rundir import owned_run_dir
 
 QUICK = "model: digits-cnn\nstages:\n  - stage: quantize\n"
 PRUNED = "model: digits-cnn\nstages:\n  - {stage: prune, pattern: unstructured, amount: 0.5}\n  - stage: quantize\n"

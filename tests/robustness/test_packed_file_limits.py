@@ -13,9 +13,8 @@ import stat
 import pytest
 
 from edgecompress.cli import main
+from edgecompress.core.errors import UserError
 from edgecompress.delivery import unpack
-from edgecompress.errors import UserError
-
 from tests.robustness import crafted_ecz
 from tests.robustness.measured_cli import run_measured
 

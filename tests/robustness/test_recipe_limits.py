@@ -8,8 +8,8 @@ import tracemalloc
 import pytest
 
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.recipe import load_recipe
+from edgecompress.core.errors import UserError
+from edgecompress.orchestration.recipe import load_recipe
 
 
 def billion_laughs(width: int = 9, levels: int = 9) -> str:

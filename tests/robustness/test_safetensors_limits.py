@@ -10,9 +10,9 @@ import struct
 import pytest
 
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN, load_model
-from edgecompress.models.checkpoint import save_model_file
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN, load_model
+from edgecompress.core.models.checkpoint import save_model_file
 
 
 def _write(path, header: dict, data: bytes = b"", length: int | None = None):

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from edgecompress.cli import main
-from edgecompress.errors import UserError
-from edgecompress.models import DigitsCNN, load_model
-from edgecompress.models.checkpoint import save_model_file
-from edgecompress.pipeline.checkpoints import load_checkpoint, save_checkpoint
+from edgecompress.core.errors import UserError
+from edgecompress.core.models import DigitsCNN, load_model
+from edgecompress.core.models.checkpoint import save_model_file
+from edgecompress.orchestration.pipeline.checkpoints import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgecompress.cli import main
-from edgecompress.rundir import _Owned
+from edgecompress.storage.rundir import _Owned
 
 LONG = "n" * 300
 RECIPE = "model: digits-mlp\ntask: digits\ntrain: {epochs: 40}\n"

@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from edgecompress.cli import app
-from edgecompress.runtime.verify import verify
+from edgecompress.orchestration.verify import verify
 
 
 def test_the_demo_artifact_scores_and_outputs_the_same_on_emulated_avx2_and_arm64(demo_run):

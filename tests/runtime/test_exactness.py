@@ -7,13 +7,13 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from edgecompress.export import export_onnx
-from edgecompress.quantize.exact_int8 import ensure_exact_int8
-from edgecompress.quantize.onnx_dynamic import quantize_dynamic_int8
-from edgecompress.quantize.onnx_static import quantize_static_int8
+from edgecompress.onnx import export_onnx
 from edgecompress.runtime.exactness import check_exactness
-from edgecompress.runtime.runners import runner_for
 from edgecompress.runtime.feeds import input_feeds
+from edgecompress.runtime.runners import runner_for
+from edgecompress.techniques.quantize.exact_int8 import ensure_exact_int8
+from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
+from edgecompress.techniques.quantize.onnx_static import quantize_static_int8
 
 
 def _feeds(task, path, count=2):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
 from edgecompress.runtime.targets import CPU_CLASSES, DEFAULT_TARGET, classes_of, host_cpu, int8_format, resolve_target
 
 

@@ -10,8 +10,9 @@ import pytest
 import ray
 
 from edgecompress.cli import main
-from edgecompress.curves import sweep
-from edgecompress.curves.ray_executor import RayExecutor
+from edgecompress.orchestration.curves import sweep
+from edgecompress.orchestration.executors.ray import RayExecutor
+
 SETTINGS = dict(levels=(0.9,), methods=("unstructured",), finetune_epochs=1, tolerance=1.0)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +88,7 @@ def test_without_ray_the_executor_says_how_to_install_it(monkeypatch, capsys, tm
 
 def test_fit_on_ray_chooses_like_the_local_executor(local_ray, trained_cnn, digits, tmp_path):
     import edgecompress as ec
-    from edgecompress.fit import fit
+    from edgecompress.orchestration.search.fit import fit
 
     candidates = [("int8", [ec.Quantize()]), ("channels-75%", [ec.Prune(pattern="channel", amount=0.75)])]
     local = fit(trained_cnn, digits, tmp_path / "l", max_bytes=30_000, size_of="onnx", candidates=candidates)

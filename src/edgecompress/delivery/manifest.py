@@ -13,10 +13,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from edgecompress.core.errors import UserError
 from edgecompress.delivery.encoding import per_byte
-from edgecompress.errors import UserError
-from edgecompress.untrusted.limits import (MAX_ECZ_MANIFEST_BYTES, MAX_UNPACK_RATIO, MAX_UNPACKED_BYTES,
-                                           UNPACK_RATIO_FREE_BYTES)
+from edgecompress.untrusted.limits import MAX_ECZ_MANIFEST_BYTES, MAX_UNPACK_RATIO, MAX_UNPACKED_BYTES, UNPACK_RATIO_FREE_BYTES
 
 _IGNORE_UNKNOWN = ConfigDict(extra="ignore", frozen=True)  # docs/format.md: readers ignore keys they do not know
 Size = Annotated[int, Field(ge=0, strict=True)]

@@ -28,11 +28,11 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from edgecompress.core.errors import UserError
 from edgecompress.delivery import encoding as enc
 from edgecompress.delivery.manifest import WholeManifest, read_manifest
-from edgecompress.errors import UserError
-from edgecompress.files import atomic_path, atomic_write_bytes
-from edgecompress.onnx_tensors import walk_tensors  # the tensor walk of docs/format.md, section 3
+from edgecompress.onnx.tensors import walk_tensors  # the tensor walk of docs/format.md, section 3
+from edgecompress.storage.files import atomic_path, atomic_write_bytes
 from edgecompress.untrusted.limits import MAX_MODEL_BYTES, MAX_PACKED_BYTES
 from edgecompress.untrusted.onnx_files import check_onnx_model, parse_onnx
 from edgecompress.untrusted.regular_files import read_regular

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgecompress.errors import UserError, first_line
-from edgecompress.measure.macs import count_macs
-from edgecompress.measure.params import (
+from edgecompress.core.errors import UserError, first_line
+from edgecompress.core.measure.macs import count_macs
+from edgecompress.core.measure.params import (
     effective_parameters,
     is_parametrization_internal,
     stored_tensors,
@@ -66,7 +66,7 @@ class LayerTable:
 def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> LayerTable:
     """Build the table by running one forward pass on zeros of `input_shape` (batch axis included).
 
-    >>> from edgecompress.models import DigitsCNN
+    >>> from edgecompress.core.models import DigitsCNN
     >>> layer_table(DigitsCNN(), (1, 1, 8, 8)).params
     53002
     """

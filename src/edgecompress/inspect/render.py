@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from edgecompress.core.sizes import format_bytes
 from edgecompress.inspect.layers import LayerTable
 from edgecompress.inspect.saved_size import SavedSizeCheck
 from edgecompress.inspect.target import TargetAdvice
-from edgecompress.sizes import format_bytes
 
 
 def layers_rich_table(table: LayerTable, title: str) -> Table:

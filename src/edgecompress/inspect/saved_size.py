@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgecompress.measure.params import state_dict_bytes
-from edgecompress.sizes import format_bytes
+from edgecompress.core.measure.params import state_dict_bytes
+from edgecompress.core.sizes import format_bytes
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0
     `int8_bytes` estimates int8 storage: one byte per float parameter plus a float32 scale per output channel.
 
     >>> from edgecompress.inspect.layers import layer_table
-    >>> from edgecompress.models import DigitsCNN
+    >>> from edgecompress.core.models import DigitsCNN
     >>> [c.name for c in advise_target_size(layer_table(DigitsCNN(), (1, 1, 8, 8)), 100_000).cuts]
     ['fc1', 'conv2']
     """

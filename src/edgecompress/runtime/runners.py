@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from edgecompress.errors import RunFailure, UserError
+from edgecompress.core.errors import RunFailure, UserError
 from edgecompress.runtime import ort_worker
 from edgecompress.runtime.targets import host_cpu
 

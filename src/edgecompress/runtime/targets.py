@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
 
 Target = Literal["portable", "auto", "x86-avx2", "x86-vnni", "arm64"]
 TARGETS: tuple[str, ...] = get_args(Target)

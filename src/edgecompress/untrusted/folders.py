@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
 from edgecompress.untrusted.limits import MAX_FOLDER_FILES, MAX_MODEL_BYTES, MAX_TEXT_BYTES
 from edgecompress.untrusted.paths import confined
 from edgecompress.untrusted.regular_files import check_regular

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 

@@ -19,8 +19,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-from edgecompress.errors import UserError
-from edgecompress.onnx_tensors import walk_tensors
+from edgecompress.core.errors import UserError
+from edgecompress.onnx.tensors import walk_tensors
 from edgecompress.untrusted.limits import MAX_MODEL_BYTES, MAX_TENSOR_BYTES
 from edgecompress.untrusted.paths import confined
 from edgecompress.untrusted.quoting import quote

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from edgecompress.errors import UserError
+from edgecompress.core.errors import UserError
 from edgecompress.untrusted.limits import Limit
 
 

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecompress.errors import UserError, first_line
+from edgecompress.core.errors import UserError, first_line
 from edgecompress.untrusted.limits import MAX_MODEL_BYTES, MAX_SAFETENSORS_HEADER_BYTES, MAX_TENSOR_BYTES
 from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.regular_files import open_regular

@@ -1,5 +1,0 @@
-"""Decide with curves: sparsity-vs-metric sweeps and the sweet spot."""
-
-from edgecompress.curves.sparsity_sweep import SweepPoint, SweepResult, sweep
-
-__all__ = ["SweepPoint", "SweepResult", "sweep"]

@@ -1,0 +1,5 @@
+"""Export to the deployable format (ONNX)."""
+
+from edgecompress.onnx.export import export_onnx
+
+__all__ = ["export_onnx"]

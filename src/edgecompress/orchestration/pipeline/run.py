@@ -1,0 +1,277 @@
+"""`compress`: run stages in order, export and measure each one, write metrics.json and the report."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from torch import nn
+
+from edgecompress.core.errors import UserError
+from edgecompress.core.evaluate import score_onnx
+from edgecompress.core.measure.artifact import artifact_bytes
+from edgecompress.core.measure.macs import count_macs
+from edgecompress.core.measure.params import count_nonzero_params, count_params
+from edgecompress.core.models.checkpoint import save_model_file
+from edgecompress.core.progress import console
+from edgecompress.core.seeding import check_seed, seed_everything
+from edgecompress.core.tasks.checks import check_task
+from edgecompress.core.tasks.task import Task
+from edgecompress.delivery import pack
+from edgecompress.onnx import export_onnx
+from edgecompress.orchestration.pipeline.checkpoints import (
+    CHECKPOINT_DIR,
+    fingerprint,
+    load_checkpoint,
+    model_fingerprint,
+    save_checkpoint,
+)
+from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext
+from edgecompress.orchestration.pipeline.stages import StageConfig
+from edgecompress.reporting.report import write_run_outputs
+from edgecompress.runtime.latency import Latency, measure_latencies
+from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
+from edgecompress.storage.rundir import owned_run_dir
+from edgecompress.techniques.prune.engine import check_prune_stages
+
+LATENCY_BATCHES = (1, 256)
+TORCH_MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class Measurement:
+    """What one model (baseline, a stage, final) measured as, on its ONNX artifact."""
+
+    name: str
+    score: float
+    artifact: str | None
+    artifact_bytes: int
+    params: int
+    nonzero_params: int
+    macs: int
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    latency: dict[int, Latency] = field(default_factory=dict)
+    storage: str | None = None  # the packed file (.ecz), for the baseline and the final model
+    storage_bytes: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Measurement":
+        """Rebuild from `to_json` output (latency is measured again at the end of every run)."""
+        fields = ("name", "score", "artifact", "artifact_bytes", "params", "nonzero_params", "macs", "seconds")
+        bookkeeping = {*fields, "config", "latency_ms", "latency_iqr_ms", "fingerprint", "has_torch", "storage", "storage_bytes"}
+        details = {k: v for k, v in data.items() if k not in bookkeeping}
+        return cls(**{f: data[f] for f in fields}, config=data.get("config", {}), details=details)
+
+    def to_json(self) -> dict:
+        data = {
+            "name": self.name,
+            "score": self.score,
+            "artifact": self.artifact,
+            "artifact_bytes": self.artifact_bytes,
+            "params": self.params,
+            "nonzero_params": self.nonzero_params,
+            "macs": self.macs,
+            "storage": self.storage,
+            "storage_bytes": self.storage_bytes,
+            "latency_ms": {f"batch_{b}": lat.median_ms for b, lat in self.latency.items()},
+            "latency_iqr_ms": {f"batch_{b}": [lat.p25_ms, lat.p75_ms] for b, lat in self.latency.items()},
+            "seconds": round(self.seconds, 3),
+        }
+        if self.config:
+            data["config"] = self.config
+        data.update(self.details)
+        return data
+
+
+@dataclass
+class RunResult:
+    """Baseline, every stage and the final model, all measured in one run; `out_dir` holds the files."""
+
+    task: Task
+    out_dir: Path
+    baseline: Measurement
+    stages: list[Measurement]
+    baseline_model: nn.Module
+    final_torch_model: nn.Module  # the last torch form of the model (before quantization, if any)
+    seed: int
+    target: str = DEFAULT_TARGET  # the CPU class int8 artifacts were made exact for
+
+    @property
+    def final(self) -> Measurement:
+        return self.stages[-1] if self.stages else self.baseline
+
+
+def validate_recipe(stages: Sequence[StageConfig]) -> None:
+    """Check the stage order before any work: every problem at once, each naming the stage."""
+    problems = []
+    left_torch_at = None
+    for index, stage in enumerate(stages, start=1):
+        if type(stage) not in HANDLERS:
+            problems.append(f"stage {index}: {type(stage).__name__} is not a known stage type")
+            continue
+        if left_torch_at is not None:
+            problems.append(
+                f"stage {index} ({stage.name}): cannot follow stage {left_torch_at} (quantize), "
+                "whose output is an ONNX model; move it before the quantize stage"
+            )
+        if stage.leaves_torch and left_torch_at is None:
+            left_torch_at = index
+    if problems:
+        raise UserError("recipe: " + "; ".join(problems))
+
+
+def check_stages(model, stages, has_data: bool) -> None:
+    """Every check that needs no work, before any output is written: prune settings, and `keep_float`
+    patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
+    from edgecompress.orchestration.pipeline.stages import Factorize, Quantize
+    from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
+
+    check_prune_stages(model, stages, has_data=has_data)
+    for stage in stages:
+        if isinstance(stage, Factorize):
+            break
+        if isinstance(stage, Quantize) and stage.keep_float:
+            explicit_float_layers(model, stage.keep_float)
+
+
+def compress(
+    model: nn.Module,
+    task: Task,
+    stages: Sequence[StageConfig],
+    out_dir: str | Path,
+    seed: int = 0,
+    score_fns: dict[int, Callable] | None = None,
+    arch: str | None = None,
+    resume: bool = False,
+    target: str = DEFAULT_TARGET,
+    force: bool = False,
+) -> RunResult:
+    """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
+
+    The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
+    `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
+    The last PyTorch form of the model is saved as `model.safetensors` (weights and layer sizes, no pickle);
+    with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone
+    (a module:function only when the user names it again or passes trust_code: docs/security.md).
+    With `resume`, stages finished by an earlier run with the same model, task, seed and settings are loaded
+    from `out_dir/checkpoints` instead of recomputed; the result is the same as an uninterrupted run.
+    `target` is the CPU class the int8 artifact must compute exactly on (`runtime/targets.py`: portable,
+    auto, x86-avx2, x86-vnni, arm64); every int8 artifact is checked for it before it is measured.
+    A directory holding an earlier run is refused unless `resume` (continue it) or `force` (replace it);
+    files edgecompress did not write are never deleted (see `rundir.owned_run_dir`).
+
+    >>> result = compress(model, task, default_recipe(), "runs/mine")  # doctest: +SKIP
+    >>> result.final.score, result.final.artifact_bytes  # doctest: +SKIP
+    """
+    validate_recipe(stages)
+    check_seed(seed)
+    check_target(target)
+    check_task(model, task)
+    check_stages(model, stages, has_data=task.train_loader is not None)
+    score_fns = score_fns or {}
+    with owned_run_dir(out_dir, "run", resume=resume, force=force) as out:
+        return _run_stages(model, task, stages, out, seed, score_fns, arch, resume, target)
+
+
+def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, target) -> RunResult:
+    seed_everything(seed)
+    example_input = task.example_input()
+    baseline_model = copy.deepcopy(model).eval()
+
+    fp = fingerprint("baseline", task.name, seed, list(example_input.shape), model_fingerprint(baseline_model))
+    state = _torch_state(baseline_model, example_input)
+    restored = _load_stage(out, "00-baseline", fp, baseline_model, resume)
+    baseline = restored[0] if restored else None
+    if baseline is None:
+        start = time.perf_counter()
+        baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
+        save_checkpoint(out, "00-baseline", fp, baseline.to_json(), None)
+    state.onnx_path = out / "baseline.onnx"
+
+    measurements: list[Measurement] = []
+    last_torch_model = baseline_model
+    for index, config in enumerate(stages, start=1):
+        relative = "final.onnx" if index == len(stages) else f"stages/{index:02d}-{config.name}.onnx"
+        label = f"stage {index}/{len(stages)} ({config.name})"
+        key = f"{index:02d}-{config.name}"
+        fp = fingerprint(fp, index, config.model_dump(mode="json"), relative, *([target] if config.leaves_torch else []))
+        restored = _load_stage(out, key, fp, baseline_model, resume)
+        if restored is not None:
+            measurement, state = restored
+            console.log(f"{label}: resumed from {CHECKPOINT_DIR}/{key}")
+        else:
+            resume = False  # everything after a recomputed stage is recomputed too
+            start = time.perf_counter()
+            console.log(f"{label}: running")
+            seed_everything(seed + index)
+            ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index), target)
+            state = HANDLERS[type(config)](config, state, ctx)
+            if state.torch_model is not None:
+                state = dataclasses.replace(_torch_state(state.torch_model, example_input), details=state.details)
+            measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
+            measurement.config = config.model_dump(mode="json")
+            measurement.details = state.details
+            save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
+            console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
+        if state.torch_model is not None:
+            last_torch_model = state.torch_model
+        measurements.append(measurement)
+
+    console.log("timing every artifact in ONNX Runtime (one thread, interleaved)")
+    everything = [baseline, *measurements]
+    sample_shape = tuple(example_input.shape[1:])
+    latencies = measure_latencies([out / m.artifact for m in everything], sample_shape, LATENCY_BATCHES, seed=seed)
+    for measurement, latency in zip(everything, latencies):
+        measurement.latency = latency
+
+    for measurement in (baseline, measurements[-1] if measurements else baseline):
+        packed = pack(out / measurement.artifact, out / Path(measurement.artifact).with_suffix(".ecz").name)
+        measurement.storage = packed.path.name
+        measurement.storage_bytes = packed.path.stat().st_size
+
+    result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed, target)
+    save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
+    write_run_outputs(result, tuple(example_input.shape))
+    return result
+
+
+def _load_stage(out, key, fp, template, resume) -> tuple[Measurement, ModelState] | None:
+    loaded = load_checkpoint(out, key, fp, template) if resume else None
+    if loaded is None:
+        return None
+    record, torch_model = loaded
+    try:
+        measurement = Measurement.from_json(record)
+    except (KeyError, TypeError, ValueError):  # a damaged record: compute the stage again
+        return None
+    state = ModelState(torch_model, out / record["artifact"], measurement.params, measurement.nonzero_params, measurement.macs)
+    return measurement, state
+
+
+def _torch_state(model: nn.Module, example_input) -> ModelState:
+    macs, _ = count_macs(model, example_input)
+    return ModelState(model, None, count_params(model), count_nonzero_params(model), macs)
+
+
+def _measure_artifact(name, state: ModelState, task, example_input, out: Path, relative: str, start: float) -> Measurement:
+    path = out / relative
+    if state.onnx_path is None:
+        export_onnx(state.torch_model, example_input, path)
+        state.onnx_path = path
+    score = score_onnx(path, task)
+    return Measurement(
+        name=name,
+        score=score,
+        artifact=relative,
+        artifact_bytes=artifact_bytes(path),
+        params=state.params,
+        nonzero_params=state.nonzero_params,
+        macs=state.macs,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,52 @@
+"""Weight histograms before and after compression, with the int8 grid the weights will be stored on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from edgecompress.core.measure.params import effective_parameters
+from edgecompress.reporting.plotting.canvas import figure
+
+MAX_PANELS = 4
+
+
+def plot_weight_histograms(before: nn.Module, after: nn.Module, path: str | Path) -> Path:
+    """One panel per largest weighted layer: weights before (grey) and after (blue, zeros counted apart).
+
+    The thin vertical lines are the per-tensor int8 grid (max |w| / 127) of the compressed weights, so one
+    sees how finely int8 resolves them; after 4-bit or ternary QAT the weights sit on far fewer levels.
+    """
+    weights_before = _weights(before)
+    weights_after = _weights(after)
+    names = sorted(weights_after, key=lambda n: -weights_after[n].size)[:MAX_PANELS]
+    with figure(path, ncols=max(1, len(names)), width=4.0, height=3.2) as (fig, axes):
+        for ax, name in zip(axes, names):
+            after_w = weights_after[name]
+            nonzero = after_w[after_w != 0]
+            before_w = weights_before.get(name)
+            span = float(max(np.abs(after_w).max(), np.abs(before_w).max() if before_w is not None else 0)) or 1.0
+            bins = np.linspace(-span, span, 121)
+            if before_w is not None:
+                ax.hist(before_w, bins=bins, color="#bbbbbb", label="before")
+            ax.hist(nonzero, bins=bins, color="#1f77b4", alpha=0.8, label="after (non-zero)")
+            step = (float(np.abs(after_w).max()) or 1.0) / 127
+            for level in np.arange(-127, 128, 8) * step:  # every 8th int8 level keeps the comb readable
+                ax.axvline(level, color="#d62728", linewidth=0.4, alpha=0.35)
+            zeros = 1.0 - nonzero.size / after_w.size
+            ax.set_title(f"{name}: {after_w.size:,} weights, {zeros:.0%} zero", fontsize=9)
+            ax.set_yscale("log")
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+        fig.suptitle("weights before and after (red: every 8th int8 level)", fontsize=10)
+    return Path(path)
+
+
+def _weights(model: nn.Module) -> dict[str, np.ndarray]:
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            out[name] = effective_parameters(module)["weight"].detach().cpu().numpy().ravel()
+    return out

@@ -1,0 +1,171 @@
+"""report.html: one self-contained page (tables and the PNGs inlined), readable offline and mailable.
+
+A Content-Security-Policy forbids every fetch except inline data: a page that referred to any outside file
+would show errors in the browser's console, and the browser test (tests/report) would fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from edgecompress.core.sizes import format_bytes
+from edgecompress.reporting.report.layer_paths import LayerPath
+
+CAPTIONS = {
+    "stages.png": "Size on disk, metric and latency (batch 1 and 256, relative to the baseline) of each stage's artifact.",
+    "layers.png": "Parameters and MACs per layer, baseline vs compressed (before quantization).",
+    "weights.png": "Weight histograms of the largest layers: before (grey) and after (blue, non-zero weights only).",
+    "sweep.png": "Metric vs sparsity and vs packed size, from the sweep in sweep/ (stars: sweet spots).",
+}
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def render_report(result, document: dict, images: dict[str, Path], paths: list[LayerPath] = (), sweep=None) -> str:
+    metric = result.task.metric
+    unit = metric.unit
+    summary = document["summary"]
+    speed = summary["speedup"].get("batch_256")
+    headline = (
+        f"{metric.name}: {result.baseline.score:.2f}{unit} → {result.final.score:.2f}{unit} "
+        f"({summary['score_change']:+.2f}); file {format_bytes(result.baseline.artifact_bytes)} → "
+        f"{format_bytes(result.final.artifact_bytes)} ({summary['size_ratio']:.1f}x smaller)"
+        + (f"; {speed:.2f}x faster at batch 256" if speed else "")
+    )
+    figures = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(Path(path).read_bytes()).decode()}"><figcaption>{html.escape(CAPTIONS.get(name, name))} '
+        f'<span class="note">(plots/{html.escape(name)})</span></figcaption></figure>'
+        for name, path in images.items()
+    )
+    env = document["environment"]
+    env_text = ", ".join(f"{k} {v}" for k, v in env.items() if v)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{POLICY}">
+<link rel="icon" href="data:,">
+<title>edgecompress report: {html.escape(result.task.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
+th {{ background: #f3f3f3; }} td.text {{ text-align: left; }} tr.ratio td {{ font-weight: bold; background: #f7fbf7; }}
+img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} .note {{ color: #555; font-size: 0.9em; }}
+</style></head><body>
+<h1>edgecompress report: {html.escape(result.task.name)}</h1>
+<p><strong>{html.escape(headline)}</strong></p>
+<h2>Baseline vs final</h2>
+<table><tr><th>model</th><th>{html.escape(metric.name)}</th><th>artifact</th><th>size on disk</th><th>packed (.ecz)</th><th>params</th>
+<th>non-zero</th><th>MACs</th><th>latency b1</th><th>latency b256</th><th>stage time</th></tr>
+{_model_rows(result)}</table>
+<p class="note">Every score is computed by ONNX Runtime on the artifact named in its row, over the whole
+evaluation set. Size is the file's size on disk; packed is the size of the .ecz file that `edgecompress unpack`
+turns back into that exact ONNX file (zeros stored as a bitmask, entropy-coded). Latency: ONNX Runtime, CPU, one thread, median of interleaved
+repeats in this run; compare ratios, absolute times drift on shared machines.</p>
+{_path_table(paths)}
+{_int8_text(result, env)}
+<h2>Figures</h2>
+{figures}
+{_sweep_text(sweep, unit)}
+<p class="note">{html.escape(env_text)}; seed {result.seed}.</p>
+</body></html>
+"""
+
+
+def _int8_text(result, env: dict) -> str:
+    """Where the numbers were measured and which CPU classes the int8 artifact computes exactly on."""
+    record = result.final.details.get("int8")
+    measured = f"Measured on a {env.get('cpu_class')} CPU ({env.get('cpu')}). "
+    if not record:
+        return f'<h2>Where it runs</h2><p class="note">{html.escape(measured)}No int8 stage.</p>'
+    exactness = record["exactness"]
+    verdict = (
+        f"exact here: {100 * exactness['off_fraction']:.3f}% of {len(exactness['nodes'])} integer nodes' outputs off"
+        if exactness["exact"] else f"NOT exact here: {100 * exactness['off_fraction']:.2f}% of integer outputs off"
+    )
+    text = (
+        f"{measured}Target {record['target']} ({record['resolved_target']}): weights stored in "
+        f"{record['weight_bits']} bits, {record['why']}. Integer nodes recomputed exactly on "
+        f"{exactness['batches']} calibration batches: {verdict}."
+    )
+    if record.get("repaired"):
+        text += f" Repaired: {record['repaired']['why']}; weights rewritten within +-64."
+    if record.get("host_is_target") is False:
+        text += " This machine is not the target: its int8 kernels differ, so its scores are not the target's."
+    text += " `edgecompress verify` runs the artifact on an emulated CPU of another class."
+    rows = "".join(
+        f'<tr><td class="text">{html.escape(n["node"])}</td><td class="text">{html.escape(n["op"])}</td>'
+        f'<td>{n["outputs"]:,}</td><td>{100 * n["off_fraction"]:.3f}%</td><td>{n["weight_max_abs"] if n["weight_max_abs"] is not None else "-"}</td></tr>'
+        for n in exactness["nodes"]
+    )
+    table = (
+        "<table><tr><th>integer node</th><th>op</th><th>outputs checked</th><th>off by more than one step</th>"
+        f"<th>largest |weight|</th></tr>{rows}</table>"
+    )
+    return f'<h2>Where it runs</h2><p class="note">{html.escape(text)}</p>{table}'
+
+
+def _model_rows(result) -> str:
+    base = result.baseline
+    rows = []
+    for m in [base, *result.stages]:
+        lat = {b: v.median_ms for b, v in m.latency.items()}
+        rows.append(_row((
+            m.name, f"{m.score:.2f}{result.task.metric.unit}", m.artifact or "-",
+            f"{format_bytes(m.artifact_bytes)} ({base.artifact_bytes / m.artifact_bytes:.1f}x)",
+            f"{format_bytes(m.storage_bytes)} ({base.artifact_bytes / m.storage_bytes:.1f}x)" if m.storage_bytes else "-",
+            f"{m.params:,}", f"{m.nonzero_params:,}", f"{m.macs:,}",
+            f"{lat.get(1, float('nan')) * 1000:.1f} us", f"{lat.get(256, float('nan')):.3f} ms", f"{m.seconds:.1f} s",
+        ), text_columns=(0, 2)))
+    final = result.final
+    if result.stages:
+        def ratio(b, f):
+            return f"{f / b:.3g}x" if b and f is not None else "-"
+
+        lat = {b: ratio(base.latency[b].median_ms, final.latency[b].median_ms) for b in base.latency if b in final.latency}
+        rows.append(_row((
+            "final / baseline", f"{final.score - base.score:+.2f}", "",
+            ratio(base.artifact_bytes, final.artifact_bytes), ratio(base.storage_bytes, final.storage_bytes),
+            ratio(base.params, final.params), ratio(base.nonzero_params, final.nonzero_params), ratio(base.macs, final.macs),
+            lat.get(1, "-"), lat.get(256, "-"), "",
+        ), text_columns=(0,), css="ratio"))
+    return "\n".join(rows)
+
+
+def _path_table(paths: list[LayerPath]) -> str:
+    if not paths:
+        return ""
+    rows = "\n".join(
+        _row((
+            p.name, p.kind, "x".join(map(str, p.shape_before)),
+            "x".join(map(str, p.shape_after)) if p.shape_after else "-",
+            f"{p.nonzero_after:,} of {p.weights_before:,}", p.stored_as, p.path,
+        ), text_columns=(0, 1, 5, 6))
+        for p in paths
+    )
+    return f"""<h2>Which path each layer took</h2>
+<table><tr><th>layer</th><th>type</th><th>weight shape before</th><th>after</th><th>non-zero weights after (of before)</th>
+<th>stored in the final ONNX as</th><th>path</th></tr>
+{rows}</table>
+<p class="note">Read from the models themselves: shapes and zeros from the last PyTorch form, the storage type
+from the final ONNX file's weights.</p>"""
+
+
+def _sweep_text(sweep, unit: str) -> str:
+    if sweep is None:
+        return '<p class="note">No sparsity sweep in this run (run <code>edgecompress sweep --out DIR/sweep</code> first to see the curve here).</p>'
+    spots = "; ".join(
+        f"{method}: {spot.level:.0%} sparse at {spot.score:.2f}{unit}, packed {format_bytes(spot.storage_bytes)}"
+        if spot else f"{method}: none within {sweep.tolerance:g}"
+        for method, spot in sweep.sweet_spots.items()
+    )
+    return f'<p>Sweet spots of the sweep (highest sparsity within {sweep.tolerance:g} of the baseline after fine-tuning): {html.escape(spots)}.</p>'
+
+
+def _row(cells, text_columns=(), css: str = "") -> str:
+    tds = "".join(
+        f'<td class="text">{html.escape(str(c))}</td>' if i in text_columns else f"<td>{html.escape(str(c))}</td>"
+        for i, c in enumerate(cells)
+    )
+    return f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>"

@@ -1,5 +1,0 @@
-"""Tasks: a model's data, loss and metric, built in or the user's own."""
-
-from edgecompress.tasks.task import Metric, Task
-
-__all__ = ["Metric", "Task"]

@@ -1,0 +1,181 @@
+"""The pruning engine: combine a criterion, a pattern, a scope and a schedule on a model.
+
+`prune_model` is what the pipeline's prune stage calls; `apply_pruning_step` is one scoring-and-masking step,
+which the schedules call once (one-shot) or repeatedly (iterative, gradual). `check_prune` and
+`check_prune_stages` are its checks alone, for refusing bad settings before any output is written.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from edgecompress.core.errors import UserError
+from edgecompress.core.masks import get_mask, set_mask
+from edgecompress.core.models.loading import load_state_dict
+from edgecompress.techniques.prune.calibration import take_batches
+from edgecompress.techniques.prune.channel import channel_pruner, step_pruner
+from edgecompress.techniques.prune.criteria import CRITERIA, ScoreContext, load_score_fn
+from edgecompress.techniques.prune.patterns import Pattern
+from edgecompress.techniques.prune.schedules import SCHEDULES
+from edgecompress.techniques.prune.scope import keep_masks
+from edgecompress.techniques.prune.selection import select_layers
+
+
+@dataclass
+class PruneJob:
+    """Everything a schedule needs: the model, its selected layers, the settings, and how to train."""
+
+    model: nn.Module
+    layers: dict[str, nn.Module]
+    config: object  # pipeline.stages.Prune
+    scores: ScoreContext
+    train: Callable[..., None]  # train(epochs, callbacks=()) fine-tunes the model with masks held
+    example_input: torch.Tensor
+
+    def amounts(self, fraction_of_target: float) -> dict[str, float]:
+        """Per-layer sparsity when `fraction_of_target` of the way (1.0 = the configured amounts)."""
+        return {name: target * fraction_of_target for name, target in self.target_amounts().items()}
+
+    def target_amounts(self) -> dict[str, float]:
+        out = {}
+        for name in self.layers:
+            matches = [v for pattern, v in self.config.per_layer.items() if fnmatch.fnmatch(name, pattern)]
+            out[name] = matches[-1] if matches else self.config.amount
+        return out
+
+
+def prune_model(
+    model: nn.Module,
+    config,
+    example_input,
+    train: Callable[..., None],
+    batches=None,
+    loss_fn=None,
+    seed: int = 0,
+    score_fn: Callable | None = None,
+) -> nn.Module:
+    """Prune `model` in place as `config` (a `Prune` stage config) says; return it.
+
+    `train(epochs, callbacks=())` is called by the iterative and gradual schedules. `batches` is the
+    calibration/training data in any form of `prune/calibration.py` (a DataLoader of (inputs, targets), or
+    dicts of keyword inputs such as an encoder's token feeds). `example_input` (a tensor, or a tuple/dict of
+    inputs) is only needed by the channel pattern, to trace the model.
+
+    >>> prune_model(model, Prune(pattern="unstructured", criterion="l1", amount=0.5), None, train)  # doctest: +SKIP
+    """
+    layers, pattern = check_prune(model, config, has_data=batches is not None)
+    if config.masks is not None:
+        for name, mask in _user_masks(layers, Path(config.masks)).items():
+            set_mask(layers[name], mask != 0)
+        return model
+    if config.criterion == "custom" and score_fn is None:
+        score_fn = load_score_fn(config.score_fn)
+    context = ScoreContext(model, batches, config.calibration_batches, loss_fn, seed, score_fn)
+    job = PruneJob(model, layers, config, context, train, example_input)
+    if config.pattern == "channel":
+        return _prune_channels(job)
+    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, pattern, fraction))
+    return model
+
+
+def check_prune(model: nn.Module, config, has_data: bool) -> tuple[dict[str, nn.Module], Pattern | None]:
+    """Every check of `config` against `model` that needs no work: run it before writing anything.
+
+    Returns the selected layers and the mask pattern (None for channel removal or own masks). Raises a
+    one-line UserError for a layer pattern that matches nothing, a block shape or N:M group that does not
+    divide a weight, a criterion that needs data when there is none, or an own-masks file that does not fit.
+
+    >>> check_prune(DigitsCNN(), Prune(pattern="block", block=(8, 8)), has_data=True)  # doctest: +SKIP
+    UserError: prune.block: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
+    """
+    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
+    unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
+    if unknown:
+        raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
+    if config.masks is not None:
+        _user_masks(layers, Path(config.masks))  # a small file: reading it twice is cheaper than a late failure
+        return layers, None
+    if CRITERIA[config.criterion].needs_data and not has_data:
+        raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
+    if config.pattern == "channel":
+        return layers, None
+    pattern = Pattern(config.pattern, tuple(config.block), config.n, config.m)
+    for name, module in layers.items():
+        pattern.check(name, module.weight)
+    return layers, pattern
+
+
+def check_prune_stages(model: nn.Module, stages, has_data: bool) -> None:
+    """`check_prune` for the prune stages of a recipe, before any output is written; all problems in one line.
+
+    Layer shapes are those of `model`, so checking stops at the first stage that may change them (channel
+    removal, or any stage other than a masking prune or a fine-tune): later stages are checked when they run.
+
+    >>> check_prune_stages(DigitsCNN(), [Prune(pattern="unstructured", layers=("decoder.*",))], True)  # doctest: +SKIP
+    UserError: recipe: stage 1 (prune): prune.layers: pattern 'decoder.*' matches no Linear/Conv1d/... layer; ...
+    """
+    problems = []
+    for index, stage in enumerate(stages, start=1):
+        kind = getattr(stage, "stage", None)
+        if kind == "prune":
+            try:
+                check_prune(model, stage, has_data)
+            except UserError as exc:
+                problems.append(f"stage {index} (prune): {exc}")
+        if kind not in ("prune", "finetune") or getattr(stage, "pattern", None) == "channel":
+            break
+    if problems:
+        raise UserError("recipe: " + "; ".join(problems))
+
+
+def apply_pruning_step(job: PruneJob, pattern: Pattern, fraction: float) -> None:
+    """Score the selected layers and mask them to `fraction` of their target sparsity."""
+    scores = CRITERIA[job.config.criterion].fn(job.layers, job.scores)
+    for name, module in job.layers.items():
+        mask = get_mask(module)
+        if mask is not None:  # already pruned weights go first, so sparsity only grows
+            scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
+    if pattern.kind == "nm":
+        if fraction >= 1.0:
+            for name, module in job.layers.items():
+                set_mask(module, pattern.nm_keep(scores[name]))
+        return
+    groups = {name: pattern.group_scores(s) for name, s in scores.items()}
+    keep = keep_masks(groups, job.amounts(fraction), job.config.scope)
+    for name, module in job.layers.items():
+        set_mask(module, pattern.expand(keep[name], module.weight.shape))
+
+
+def _prune_channels(job: PruneJob) -> nn.Module:
+    config = job.config
+    rounds = config.steps if config.schedule == "iterative" else 1
+    per_layer = job.target_amounts() if config.per_layer else None
+    pruner = channel_pruner(
+        job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer,
+        config.round_to,
+    )
+    batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion == "taylor" else None
+    for _ in range(rounds):
+        step_pruner(pruner, job.model, config.criterion, batches, job.scores.loss_fn)
+        if config.schedule == "iterative":
+            job.train(config.epochs)
+    return job.model
+
+
+def _user_masks(layers: dict[str, nn.Module], path: Path) -> dict[str, torch.Tensor]:
+    """The masks of a user's safetensors file, checked against the selected layers."""
+    masks = load_state_dict(path, field="prune.masks")
+    unknown = sorted(set(masks) - set(layers))
+    if unknown:
+        raise UserError(f"prune.masks: {path} has a mask for {unknown[0]!r}, which is not a selected layer ({', '.join(layers)})")
+    for name, mask in masks.items():
+        weight = layers[name].weight
+        if mask.shape != weight.shape:
+            raise UserError(f"prune.masks: mask {name!r} has shape {tuple(mask.shape)}, the weight {tuple(weight.shape)}")
+    return masks
