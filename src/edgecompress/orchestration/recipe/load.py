@@ -64,7 +64,7 @@ def _describe(error: dict, data: dict) -> str:
         stage = data.get("stages", [])[index] if isinstance(data.get("stages"), list) else None
         kind = stage.get("stage") if isinstance(stage, dict) else None
         parts.append(f"stage {index + 1}" + (f" ({_name(kind)})" if kind else ""))
-        loc = [x for x in loc[2:] if x != kind]  # pydantic repeats the discriminator value in the path
+        loc = _without_tags(loc[2:], stage)
     field = ".".join(_name(x) for x in loc)
     where = ": ".join(p for p in (" ".join(parts), field) if p) or "recipe"
     message = error["msg"].removeprefix("Value error, ")
@@ -78,6 +78,18 @@ def _describe(error: dict, data: dict) -> str:
     if error["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found") and not isinstance(given, dict):
         message += f" (given {quote(given)})"
     return f"{where}: {message[:300]}"
+
+
+def _without_tags(loc: list, value) -> list:
+    """The path without the tags pydantic adds for tagged unions (stage, quantize mode, pattern kind...)."""
+    out = []
+    for part in loc:
+        tags = (value.get("stage"), value.get("mode", "static"), value.get("kind")) if isinstance(value, dict) else (value,)
+        if not (isinstance(value, dict) and part in value) and part in tags:
+            continue  # a union tag (or a flat `pattern: nm`), not a field
+        out.append(part)
+        value = value.get(part) if isinstance(value, dict) else None
+    return out
 
 
 def _name(part) -> str:
