@@ -14,6 +14,7 @@ from pydantic import Discriminator, Field, Tag
 from edgecompress.techniques.finetune import Finetune, finetune_stage
 from edgecompress.techniques.lowrank.stage import Factorize, factorize_stage
 from edgecompress.techniques.prune.config import Prune
+from edgecompress.techniques.prune.sparsegpt import SparseGPT, sparsegpt_stage
 from edgecompress.techniques.prune.stage import prune_stage
 from edgecompress.techniques.quantize.config import CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
 from edgecompress.techniques.quantize.stage import (
@@ -34,6 +35,7 @@ HANDLERS: dict[type[StageConfig], Handler] = {
     QuantizeDynamic: quantize_dynamic_stage,
     CastFp16: cast_fp16_stage,
     QuantizeInt4: quantize_int4_stage,
+    SparseGPT: sparsegpt_stage,
 }
 
 __all__ = ["HANDLERS", "ModelState", "StageContext", "run_stage", "stage_union"]
