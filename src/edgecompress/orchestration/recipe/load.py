@@ -69,15 +69,21 @@ def _describe(error: dict, data: dict) -> str:
     where = ": ".join(p for p in (" ".join(parts), field) if p) or "recipe"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        message = f"unknown stage {quote(error['input'].get('stage'))}; allowed: prune, finetune, factorize, qat, quantize"
+        message = f"unknown stage {quote(error['input'].get('stage'))}; allowed: {', '.join(_stage_names())}"
     elif error["type"] == "union_tag_not_found":
-        message = "each stage needs a 'stage' field (prune, finetune, factorize, qat or quantize)"
+        message = f"each stage needs a 'stage' field ({', '.join(_stage_names())})"
     elif error["type"] == "extra_forbidden":
         message = "unknown field"
     given = error.get("input")
     if error["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found") and not isinstance(given, dict):
         message += f" (given {quote(given)})"
     return f"{where}: {message[:300]}"
+
+
+def _stage_names() -> list[str]:
+    from edgecompress.orchestration.pipeline.handlers import HANDLERS
+
+    return list(dict.fromkeys(config.model_fields["stage"].default for config in HANDLERS))
 
 
 def _without_tags(loc: list, value) -> list:
