@@ -181,11 +181,11 @@ def test_killed_fit_resumes_without_rerunning_finished_candidates(too_fast, trai
     limit = 1
     with pytest.raises(KeyboardInterrupt):
         fit(trained_cnn, digits, tmp_path / "k", **settings)
-    assert runs == ["Quantize"] and (tmp_path / "k" / "candidates" / "01" / "candidate.json").is_file()
+    assert runs == ["QuantizeStatic"] and (tmp_path / "k" / "candidates" / "01" / "candidate.json").is_file()
     assert not (tmp_path / "k" / "candidates" / "02").exists()  # nothing half-written for the killed candidate
     limit = None
     resumed = fit(trained_cnn, digits, tmp_path / "k", resume=True, **settings)
-    assert runs == ["Quantize", "Prune"]  # only the missing candidate ran
+    assert runs == ["QuantizeStatic", "Prune"]  # only the missing candidate ran
     assert _numbers(resumed) == _numbers(reference)
     fit(trained_cnn, digits, tmp_path / "k", force=True, **settings)  # --force: everything again
-    assert runs == ["Quantize", "Prune", "Quantize", "Prune"]
+    assert runs == ["QuantizeStatic", "Prune", "QuantizeStatic", "Prune"]

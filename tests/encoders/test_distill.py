@@ -9,8 +9,9 @@ from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask, set_mask
 from edgecompress.families.encoder.distill import distill
 from edgecompress.families.encoder.structured import remove_ffn_neurons
-from edgecompress.techniques.quantize.qat import distinct_levels, prepare_qat
+from edgecompress.techniques.quantize.qat import prepare_qat
 from tests.encoders.test_structured import embeddings, tiny_encoder, token_feeds
+from tests.quantize.test_qat import distinct_levels
 
 
 @pytest.fixture

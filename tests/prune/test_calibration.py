@@ -10,7 +10,7 @@ from torch import nn
 from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask
 from edgecompress.orchestration.pipeline.stages import Prune
-from edgecompress.techniques.prune.criteria import CRITERIA, ScoreContext
+from edgecompress.techniques.prune.criteria import ScoreContext, Taylor, Wanda
 from edgecompress.techniques.prune.engine import prune_model
 
 
@@ -44,7 +44,7 @@ NORMS = torch.tensor([10.0, 0.0, 4.0, 2.0]).sqrt()  # per input feature over bot
 def test_wanda_reads_input_norms_from_every_batch_form(batches):
     torch.manual_seed(0)
     model = TwoInputs()
-    scores = CRITERIA["wanda"].fn({"proj": model.proj}, ScoreContext(model, batches=batches))["proj"]
+    scores = Wanda().scores({"proj": model.proj}, ScoreContext(model, batches=batches))["proj"]
     assert torch.allclose(scores, model.proj.weight.detach().abs() * NORMS)
 
 
@@ -61,6 +61,6 @@ def test_taylor_needs_targets_and_a_bad_batch_is_named():
     model = TwoInputs()
     ctx = ScoreContext(model, batches=[{"features": FEATURES, "mask": MASK}], loss_fn=nn.functional.mse_loss)
     with pytest.raises(UserError, match="^prune.criterion: taylor needs \\(inputs, targets\\) batches"):
-        CRITERIA["taylor"].fn({"proj": model.proj}, ctx)
+        Taylor().scores({"proj": model.proj}, ctx)
     with pytest.raises(UserError, match="^prune.calibration: a batch is str"):
-        CRITERIA["wanda"].fn({"proj": model.proj}, ScoreContext(model, batches=["text"]))
+        Wanda().scores({"proj": model.proj}, ScoreContext(model, batches=["text"]))

@@ -1,9 +1,14 @@
 import pytest
 import torch
 
+import edgecompress as ec
 from edgecompress.core.errors import UserError
 from edgecompress.core.models import DigitsCNN
-from edgecompress.techniques.prune.channel import prune_channels
+
+
+def prune_channels(model, example_input, amount, keep=()):
+    """Channel removal the way a user calls it: `apply` with a Prune config (magnitude, layer scope)."""
+    return ec.apply(model, ec.Prune(pattern=ec.Channels(), amount=amount, keep=keep), example_input=example_input)
 
 
 def test_half_the_channels_are_physically_removed_and_the_classifier_kept(example_input):
@@ -20,7 +25,7 @@ def test_lowest_norm_channels_are_the_ones_removed(example_input):
         model.conv1.weight.mul_(0.01)
         model.conv1.weight[[3, 7]] *= 1000  # two clearly dominant filters must survive
     kept = model.conv1.weight[[3, 7]].detach().clone()
-    prune_channels(model, example_input, amount=0.5, keep=("conv2", "fc1"))
+    model = prune_channels(model, example_input, amount=0.5, keep=("conv2", "fc1"))
     survivors = model.conv1.weight
     assert any(torch.equal(survivors[i], kept[0]) for i in range(len(survivors)))
     assert any(torch.equal(survivors[i], kept[1]) for i in range(len(survivors)))
@@ -33,7 +38,7 @@ def test_keep_patterns_leave_layers_untouched(example_input):
 
 
 def test_invalid_amount_and_nothing_to_prune_are_user_errors(example_input):
-    with pytest.raises(UserError, match="prune.amount"):
+    with pytest.raises(ValueError, match="amount"):
         prune_channels(DigitsCNN(), example_input, amount=1.0)
     with pytest.raises(UserError, match="no layer left to prune"):
         prune_channels(DigitsCNN(), example_input, amount=0.5, keep=("*",))
@@ -52,5 +57,5 @@ def test_round_to_keeps_channel_counts_multiples_of_eight_and_removes_at_least_t
     assert pruned() == (22, 44, 89)  # 30% of 32, 64, 128 removed: counts the CPU kernels handle slowly
     assert pruned(round_to=8) == (16, 40, 88)  # kept counts rounded down to multiples of 8
     assert pruned(round_to=8, amount=0.95) == (8, 8, 8)  # never fewer than one multiple
-    with pytest.raises(ValueError, match="round_to only applies to pattern channel with scope layer"):
+    with pytest.raises(ValueError, match="round_to applies to pattern channel only"):
         Prune(pattern="unstructured", round_to=8)

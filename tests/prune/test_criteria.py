@@ -7,7 +7,7 @@ from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask
 from edgecompress.core.models import DigitsCNN
 from edgecompress.orchestration.pipeline.stages import Prune
-from edgecompress.techniques.prune.criteria import CRITERIA, ScoreContext
+from edgecompress.techniques.prune.criteria import Movement, ScoreContext, Taylor, Wanda
 from edgecompress.techniques.prune.engine import prune_model
 
 
@@ -16,7 +16,7 @@ def test_wanda_scores_weight_times_input_feature_norm():
     model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
     x = torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
     ctx = ScoreContext(model, batches=[(x, None)], max_batches=4)
-    scores = CRITERIA["wanda"].fn({"0": model[0]}, ctx)["0"]
+    scores = Wanda().scores({"0": model[0]}, ctx)["0"]
     feature_norm = torch.tensor([10.0, 0.0, 4.0]).sqrt()
     assert torch.allclose(scores, model[0].weight.detach().abs() * feature_norm)
 
@@ -24,14 +24,14 @@ def test_wanda_scores_weight_times_input_feature_norm():
 def test_wanda_on_convolutions_uses_input_channel_norms(small_task):
     model = DigitsCNN()
     ctx = ScoreContext(model, batches=small_task.train_loader, max_batches=2)
-    scores = CRITERIA["wanda"].fn({"conv2": model.conv2}, ctx)["conv2"]
+    scores = Wanda().scores({"conv2": model.conv2}, ctx)["conv2"]
     assert scores.shape == model.conv2.weight.shape and torch.all(scores >= 0)
 
 
 def test_taylor_scores_are_squared_weight_gradient_products(small_task):
     model = DigitsCNN()
     ctx = ScoreContext(model, batches=small_task.train_loader, max_batches=2, loss_fn=small_task.loss_fn)
-    scores = CRITERIA["taylor"].fn({"fc1": model.fc1}, ctx)["fc1"]
+    scores = Taylor().scores({"fc1": model.fc1}, ctx)["fc1"]
     assert scores.shape == model.fc1.weight.shape and scores.sum() > 0
     assert all(p.grad is None for p in model.parameters())  # no gradients left behind
 
@@ -101,5 +101,5 @@ def test_movement_scores_accumulate_minus_gradient_times_weight_over_steps():
         tracker.after_backward(step)
         optimizer.step()
     assert torch.allclose(scores["fc"], expected)
-    moved = CRITERIA["movement"].fn({"fc": layer}, ScoreContext(layer, movement=scores))["fc"]
+    moved = Movement().scores({"fc": layer}, ScoreContext(layer, movement=scores))["fc"]
     assert torch.equal(moved, scores["fc"])

@@ -59,7 +59,7 @@ def test_block_pattern_removes_whole_blocks_and_the_lowest_l1_ones():
 
 
 def test_block_shape_that_does_not_divide_is_refused():
-    with pytest.raises(UserError, match=r"prune.block: 8x8 blocks do not divide layer conv1's 32x9"):
+    with pytest.raises(UserError, match=r"prune.pattern: 8x8 blocks do not divide layer conv1's 32x9"):
         _prune(Prune(pattern="block", block=(8, 8)))
 
 

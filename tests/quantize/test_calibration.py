@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from onnxruntime.quantization.quant_utils import compute_scale_zp
 
-from edgecompress.techniques.quantize.calibration import HISTOGRAM_BINS, activation_mse, mse_range
+from edgecompress.techniques.quantize.calibration import HISTOGRAM_BINS, mse_range
+
+
+def activation_mse(values, low, high):
+    """Mean squared error of `values` after ONNX Runtime's own uint8 round trip on [low, high]."""
+    zero_point, scale = compute_scale_zp(np.float32(low), np.float32(high), np.uint8(0), np.uint8(255))
+    quantized = np.clip(np.round(values / scale) + zero_point, 0, 255)
+    return float(np.mean(np.square(values.astype(np.float64) - (quantized - zero_point) * scale)))
 
 
 def value_histogram(values):
@@ -42,12 +49,3 @@ def test_mse_range_keeps_the_whole_range_of_uniform_values():
 
 def test_constant_zero_tensor_gets_an_empty_range():
     assert mse_range(*value_histogram(np.zeros(100, np.float32))) == (0.0, 0.0)
-
-
-@pytest.mark.parametrize("low, high", [(-1.3, 2.7), (0.0, 5.0), (-4.0, -1.0)])
-def test_activation_mse_is_orts_uint8_round_trip(low, high):
-    values = np.random.default_rng(2).normal(0, 2, 10_000).astype(np.float32)
-    zero_point, scale = compute_scale_zp(np.float32(low), np.float32(high), np.uint8(0), np.uint8(255))
-    quantized = np.clip(np.round(values / scale) + zero_point, 0, 255)
-    expected = np.mean(np.square(values - (quantized - zero_point) * scale))
-    assert activation_mse(values, low, high) == pytest.approx(expected, rel=1e-4)

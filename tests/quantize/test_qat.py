@@ -10,7 +10,12 @@ import edgecompress as ec
 from edgecompress.core.masks import set_mask
 from edgecompress.core.models import DigitsCNN
 from edgecompress.core.train import train_epochs
-from edgecompress.techniques.quantize.qat import distinct_levels, prepare_qat, quantize_to_grid
+from edgecompress.techniques.quantize.qat import prepare_qat, quantize_to_grid
+
+
+def distinct_levels(weight):
+    """Largest number of distinct values in one output channel (at most 2^bits - 1 after QAT, 3 for ternary)."""
+    return max(int(torch.unique(row).numel()) for row in weight.detach().reshape(weight.shape[0], -1))
 
 
 def test_grid_has_at_most_2_pow_bits_minus_1_levels_per_channel_and_keeps_zero():

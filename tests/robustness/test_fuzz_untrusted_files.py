@@ -215,7 +215,7 @@ def _real_safetensors() -> bytes:
 
     from edgecompress.core.models import DigitsCNN
     from edgecompress.core.models.checkpoint import save_model_file
-    from edgecompress.techniques.prune.channel import prune_channels
+    from tests.prune.test_channel import prune_channels
 
     model = prune_channels(DigitsCNN(), torch.zeros(1, 1, 8, 8), 0.5)
     with tempfile.TemporaryDirectory() as folder:

@@ -18,9 +18,8 @@ from edgecompress.core.seeding import seed_everything
 from edgecompress.core.tasks.task import Task
 from edgecompress.core.train import train_epochs
 from edgecompress.orchestration.curves.points import MeasuredPoint, measure_point
-from edgecompress.orchestration.pipeline.stages import Prune
-from edgecompress.techniques.lowrank import factorize
-from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.orchestration.pipeline.apply import apply
+from edgecompress.orchestration.pipeline.stages import Channels, Factorize, Magnitude, Prune, Random, StageConfig, Unstructured
 
 
 @dataclass(frozen=True)
@@ -50,25 +49,19 @@ class SweepTrial:
     width: float | None = None
 
 
-def _prune(config: Callable[[float], Prune]):
-    def apply(model: nn.Module, level: float, shared: SweepShared) -> None:
-        task = shared.task
-        prune_model(model, config(level), shared.example, train=lambda *a, **k: None,
-                    batches=task.train_loader, loss_fn=task.loss_fn, seed=shared.seed)
-    return apply
+def _stage(config: Callable[[float], StageConfig]):
+    def method(model: nn.Module, level: float, shared: SweepShared) -> nn.Module:
+        return apply(model, config(level), shared.task, example_input=shared.example, teacher=shared.model, seed=shared.seed)
+    return method
 
 
-def _lowrank(model: nn.Module, level: float, shared: SweepShared) -> None:
-    """Level = fraction of the factorizable layers' parameters removed (convolutions and Linears, classifier kept)."""
-    factorize(model, keep=1.0 - level)
-
-
-METHODS: dict[str, Callable[[nn.Module, float, SweepShared], None]] = {
-    "unstructured": _prune(lambda level: Prune(pattern="unstructured", criterion="l1", scope="global", amount=level)),
-    "channel": _prune(lambda level: Prune(pattern="channel", criterion="l2", amount=level)),
-    "channel8": _prune(lambda level: Prune(pattern="channel", criterion="l2", amount=level, round_to=8)),
-    "random": _prune(lambda level: Prune(pattern="unstructured", criterion="random", scope="global", amount=level)),
-    "lowrank": _lowrank,
+# method -> its stage at a level; a level is the fraction removed (for lowrank: of the factorizable layers' parameters)
+METHODS: dict[str, Callable[[nn.Module, float, SweepShared], nn.Module]] = {
+    "unstructured": _stage(lambda level: Prune(pattern=Unstructured(), criterion=Magnitude(norm=1), scope="global", amount=level)),
+    "channel": _stage(lambda level: Prune(pattern=Channels(), criterion=Magnitude(norm=2), amount=level)),
+    "channel8": _stage(lambda level: Prune(pattern=Channels(round_to=8), criterion=Magnitude(norm=2), amount=level)),
+    "random": _stage(lambda level: Prune(pattern=Unstructured(), criterion=Random(), scope="global", amount=level)),
+    "lowrank": _stage(lambda level: Factorize(keep=1.0 - level, convs=True)),
 }
 
 
@@ -83,8 +76,7 @@ def run_sweep_trial(shared: SweepShared, trial: SweepTrial) -> list[MeasuredPoin
         train_epochs(small, task, shared.baseline_epochs + shared.finetune_epochs, lr=2e-3, description=f"dense x{trial.width:.2f}")
         return [measure_point(small, "dense-small", trial.level, True, task, example)]
     seed_everything(shared.seed)
-    model = copy.deepcopy(shared.model)
-    METHODS[trial.method](model, trial.level, shared)
+    model = METHODS[trial.method](shared.model, trial.level, shared)
     measured = [measure_point(model, trial.method, trial.level, False, task, example)] if trial.raw else []
     if trial.finetuned:
         seed_everything(shared.seed + 1)

@@ -30,7 +30,7 @@ from edgecompress.orchestration.pipeline.checkpoints import (
     model_fingerprint,
     save_checkpoint,
 )
-from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext
+from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext, run_stage
 from edgecompress.orchestration.pipeline.stages import StageConfig
 from edgecompress.reporting.report import write_run_outputs
 from edgecompress.runtime.latency import Latency, measure_latencies
@@ -129,14 +129,14 @@ def validate_recipe(stages: Sequence[StageConfig]) -> None:
 def check_stages(model, stages, has_data: bool) -> None:
     """Every check that needs no work, before any output is written: prune settings, and `keep_float`
     patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
-    from edgecompress.orchestration.pipeline.stages import Factorize, Quantize
+    from edgecompress.orchestration.pipeline.stages import Factorize
     from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
 
     check_prune_stages(model, stages, has_data=has_data)
     for stage in stages:
         if isinstance(stage, Factorize):
             break
-        if isinstance(stage, Quantize) and stage.keep_float:
+        if getattr(stage, "keep_float", ()):
             explicit_float_layers(model, stage.keep_float)
 
 
@@ -155,7 +155,8 @@ def compress(
     """Compress a trained `model` for `task` with `stages`; write artifacts and metrics to `out_dir`.
 
     The input model is not modified. Every score is measured by ONNX Runtime on the exported file.
-    `score_fns` maps a stage number (1-based) to a Python score function for `Prune(criterion="custom")`.
+    `score_fns` maps a stage number (1-based) to a Python score function for a `Custom` prune criterion
+    (or pass the function itself: `Prune(criterion=fn)`).
     The last PyTorch form of the model is saved as `model.safetensors` (weights and layer sizes, no pickle);
     with `arch` (a built-in name or module:function) `edgecompress.load_model` rebuilds it from that file alone
     (a module:function only when the user names it again or passes trust_code: docs/security.md).
@@ -211,7 +212,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
             console.log(f"{label}: running")
             seed_everything(seed + index)
             ctx = StageContext(task, example_input, baseline_model, out / relative, label, seed + index, score_fns.get(index), target)
-            state = HANDLERS[type(config)](config, state, ctx)
+            state = run_stage(config, state, ctx)  # what `apply` runs; here with export, measuring and a checkpoint
             if state.torch_model is not None:
                 state = dataclasses.replace(_torch_state(state.torch_model, example_input), details=state.details)
             measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)

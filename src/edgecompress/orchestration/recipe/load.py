@@ -64,20 +64,38 @@ def _describe(error: dict, data: dict) -> str:
         stage = data.get("stages", [])[index] if isinstance(data.get("stages"), list) else None
         kind = stage.get("stage") if isinstance(stage, dict) else None
         parts.append(f"stage {index + 1}" + (f" ({_name(kind)})" if kind else ""))
-        loc = [x for x in loc[2:] if x != kind]  # pydantic repeats the discriminator value in the path
+        loc = _without_tags(loc[2:], stage)
     field = ".".join(_name(x) for x in loc)
     where = ": ".join(p for p in (" ".join(parts), field) if p) or "recipe"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        message = f"unknown stage {quote(error['input'].get('stage'))}; allowed: prune, finetune, factorize, qat, quantize"
+        message = f"unknown stage {quote(error['input'].get('stage'))}; allowed: {', '.join(_stage_names())}"
     elif error["type"] == "union_tag_not_found":
-        message = "each stage needs a 'stage' field (prune, finetune, factorize, qat or quantize)"
+        message = f"each stage needs a 'stage' field ({', '.join(_stage_names())})"
     elif error["type"] == "extra_forbidden":
         message = "unknown field"
     given = error.get("input")
     if error["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found") and not isinstance(given, dict):
         message += f" (given {quote(given)})"
     return f"{where}: {message[:300]}"
+
+
+def _stage_names() -> list[str]:
+    from edgecompress.orchestration.pipeline.handlers import HANDLERS
+
+    return list(dict.fromkeys(config.model_fields["stage"].default for config in HANDLERS))
+
+
+def _without_tags(loc: list, value) -> list:
+    """The path without the tags pydantic adds for tagged unions (stage, quantize mode, pattern kind...)."""
+    out = []
+    for part in loc:
+        tags = (value.get("stage"), value.get("mode", "static"), value.get("kind")) if isinstance(value, dict) else (value,)
+        if not (isinstance(value, dict) and part in value) and part in tags:
+            continue  # a union tag (or a flat `pattern: nm`), not a field
+        out.append(part)
+        value = value.get(part) if isinstance(value, dict) else None
+    return out
 
 
 def _name(part) -> str:

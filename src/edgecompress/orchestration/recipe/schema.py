@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,5 +67,5 @@ class Recipe(BaseModel):
     train: Optional[TrainSettings] = None
     seed: int = Field(0, ge=0, le=MAX_SEED)
     target: Target = Field(DEFAULT_TARGET, description="CPU class the int8 artifact must compute exactly on: portable (all), auto (this machine), x86-avx2, x86-vnni, arm64")
-    stages: list[Annotated[AnyStage, Field(discriminator="stage")]] = Field(min_length=1)
+    stages: list[AnyStage] = Field(min_length=1)
     execution: Execution = Field(default_factory=Execution, description="where sweep/sensitivity/fit trials run")

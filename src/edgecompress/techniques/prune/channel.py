@@ -15,9 +15,14 @@ from torch import nn
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
 from edgecompress.techniques.prune.calibration import batch_loss
-from edgecompress.techniques.prune.selection import select_layers
+from edgecompress.techniques.prune.criteria import CriterionConfig, Magnitude, Random, Taylor
 
-CHANNEL_CRITERIA = ("l1", "l2", "taylor", "random")
+# criterion type -> Torch-Pruning's importance for it
+IMPORTANCE = {
+    Magnitude: lambda criterion: tp.importance.GroupMagnitudeImportance(p=criterion.norm),
+    Taylor: lambda criterion: tp.importance.GroupTaylorImportance(),
+    Random: lambda criterion: tp.importance.RandomImportance(),
+}
 
 
 def channel_pruner(
@@ -25,7 +30,7 @@ def channel_pruner(
     example_input: torch.Tensor,
     layers: dict[str, nn.Module],
     amount: float,
-    criterion: str = "l2",
+    criterion: CriterionConfig = Magnitude(),
     global_scope: bool = False,
     steps: int = 1,
     per_layer: dict[str, float] | None = None,
@@ -36,16 +41,11 @@ def channel_pruner(
     With `round_to` (layer scope), every pruned layer keeps a multiple of that many channels, at least one
     multiple: on this machine a CNN with 22/44 channels ran 1.4x slower than with 32/64 (BENCHMARKS.md, "sparsity sweep").
     """
-    if criterion not in CHANNEL_CRITERIA:
-        raise UserError(f"prune.criterion: {criterion!r} does not apply to pattern channel; use one of {', '.join(CHANNEL_CRITERIA)}")
+    if type(criterion) not in IMPORTANCE:
+        raise UserError(f"prune.criterion: {criterion.kind} does not apply to pattern channel; use magnitude, taylor or random")
     selected = set(map(id, layers.values()))
     ignored = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and id(m) not in selected]
-    importance = {
-        "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-        "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-        "taylor": lambda: tp.importance.GroupTaylorImportance(),
-        "random": lambda: tp.importance.RandomImportance(),
-    }[criterion]()
+    importance = IMPORTANCE[type(criterion)](criterion)
     if round_to is not None:
         per_layer = {name: _rounded_ratio(module, (per_layer or {}).get(name, amount), round_to) for name, module in layers.items()}
     ratio_dict = {layers[name]: ratio for name, ratio in (per_layer or {}).items()} or None
@@ -78,12 +78,12 @@ def _rounded_ratio(module: nn.Module, amount: float, round_to: int) -> float:
     return 1.0 - (kept + 0.5) / channels  # Torch-Pruning keeps int(channels * (1 - ratio)) = kept
 
 
-def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | None = None, loss_fn=None) -> None:
+def step_pruner(pruner, model: nn.Module, criterion: CriterionConfig, batches: Iterable | None = None, loss_fn=None) -> None:
     """One pruning step; Taylor importance first needs gradients from a few batches."""
     was_training = model.training
     model.eval()
     try:
-        if criterion == "taylor":
+        if criterion.needs_data:  # Taylor: gradients first
             model.zero_grad(set_to_none=True)
             for batch in batches:
                 batch_loss(model, batch, loss_fn).backward()
@@ -95,27 +95,4 @@ def step_pruner(pruner, model: nn.Module, criterion: str, batches: Iterable | No
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-
-
-def prune_channels(
-    model: nn.Module,
-    example_input: torch.Tensor,
-    amount: float,
-    norm: int = 2,
-    global_scope: bool = False,
-    keep: tuple[str, ...] = (),
-) -> nn.Module:
-    """Remove `amount` of the output channels of every prunable layer except the classifier, in place.
-
-    >>> from edgecompress.core.models import DigitsCNN
-    >>> prune_channels(DigitsCNN(), torch.zeros(1, 1, 8, 8), 0.5).conv1.out_channels
-    16
-    """
-    if not 0.0 < amount < 1.0:
-        raise UserError(f"prune.amount: must be between 0 and 1 (exclusive), got {amount}")
-    layers = select_layers(model, keep=keep)
-    criterion = "l1" if norm == 1 else "l2"
-    pruner = channel_pruner(model, example_input, layers, amount, criterion, global_scope)
-    step_pruner(pruner, model, criterion)
-    return model
 

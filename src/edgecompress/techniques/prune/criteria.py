@@ -1,15 +1,25 @@
-"""Criteria: what a weight's importance is. Each returns one score per weight (higher = keep).
+"""Criteria: what a weight's importance is, as typed configs. `Prune(criterion=...)` takes one of them, or a
+Python callable `fn(name, module) -> scores`. Each scores every weight (higher = keep).
+
+- `Magnitude(norm=1|2)`, `Random()` (the control): no data;
+- `Taylor()` (|w x grad|), `Wanda()` (|w| x input norm): calibration data;
+- `Movement()`: needs training (schedule iterative or gradual);
+- `Custom(score_fn="module:function")` or a callable; `OwnMasks(file="masks.safetensors")`: masks as given.
 
 Scores of weights that are already masked are irrelevant: the engine forces them to be removed first.
+
+>>> Magnitude(norm=1), Wanda().needs_data
+(Magnitude(kind='magnitude', norm=1), True)
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Literal, Optional
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from edgecompress.core.errors import UserError
@@ -31,18 +41,93 @@ class ScoreContext:
     movement: Scores = field(default_factory=dict)  # accumulated during training (MovementTracker)
 
 
-@dataclass(frozen=True)
-class Criterion:
-    fn: Callable[[dict[str, nn.Module], ScoreContext], Scores]
-    needs_data: bool = False
-    needs_training: bool = False
+class CriterionConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    needs_data: ClassVar[bool] = False
+    needs_training: ClassVar[bool] = False
+    scores_channels: ClassVar[bool] = False  # Torch-Pruning has an importance for it (pattern Channels)
+
+    def scores(self, layers: dict[str, nn.Module], ctx: ScoreContext) -> Scores:
+        raise NotImplementedError
 
 
-def _magnitude(power: int):
-    def score(layers, ctx):
-        return {n: m.weight.detach().abs() ** power for n, m in layers.items()}
+class Magnitude(CriterionConfig):
+    """|w| (norm 1) or w^2 (norm 2); the same ranking per weight, different sums over groups."""
 
-    return score
+    kind: Literal["magnitude"] = "magnitude"
+    norm: Literal[1, 2] = 2
+    scores_channels: ClassVar[bool] = True
+
+    def scores(self, layers, ctx):
+        return {n: m.weight.detach().abs() ** self.norm for n, m in layers.items()}
+
+
+class Random(CriterionConfig):
+    """Random scores from the run's seed: the control every other criterion must beat."""
+
+    kind: Literal["random"] = "random"
+    scores_channels: ClassVar[bool] = True
+
+    def scores(self, layers, ctx):
+        return _random(layers, ctx)
+
+
+class Taylor(CriterionConfig):
+    """First-order Taylor (Molchanov et al. 2019) on calibration batches."""
+
+    kind: Literal["taylor"] = "taylor"
+    needs_data: ClassVar[bool] = True
+    scores_channels: ClassVar[bool] = True
+
+    def scores(self, layers, ctx):
+        return _taylor(layers, ctx)
+
+
+class Wanda(CriterionConfig):
+    """Wanda (Sun et al. 2023): |W_ij| x ||X_j||_2 over calibration batches."""
+
+    kind: Literal["wanda"] = "wanda"
+    needs_data: ClassVar[bool] = True
+
+    def scores(self, layers, ctx):
+        return _wanda(layers, ctx)
+
+
+class Movement(CriterionConfig):
+    """Movement (Sanh et al. 2020), accumulated during training."""
+
+    kind: Literal["movement"] = "movement"
+    needs_training: ClassVar[bool] = True
+
+    def scores(self, layers, ctx):
+        return _movement(layers, ctx)
+
+
+class Custom(CriterionConfig):
+    """Your own scores: `score_fn` = "module:function", or `fn`, a Python callable (name, module) -> scores of
+    the weight's shape (`Prune(criterion=fn)` builds this; `fn` is not serialized)."""
+
+    kind: Literal["custom"] = "custom"
+    score_fn: Optional[str] = Field(None, description="module:function(name, module) -> scores")
+    fn: Optional[Any] = Field(None, exclude=True, description="a Python callable (name, module) -> scores")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.score_fn is None) == (self.fn is None):
+            raise ValueError("criterion custom needs exactly one of score_fn (module:function) or a Python callable")
+        if self.fn is not None and not callable(self.fn):
+            raise ValueError(f"criterion custom: fn must be callable, got {type(self.fn).__name__}")
+        return self
+
+    def scores(self, layers, ctx):
+        return _custom(layers, ctx)
+
+
+class OwnMasks(CriterionConfig):
+    """0/1 masks by layer name from a .safetensors `file`, applied as given (pattern unstructured, schedule oneshot)."""
+
+    kind: Literal["masks"] = "masks"
+    file: str = Field(description="a .safetensors file of 0/1 masks by layer name")
 
 
 def _random(layers, ctx):
@@ -128,17 +213,6 @@ def _custom(layers, ctx):
             )
         scores[name] = score.detach().float()
     return scores
-
-
-CRITERIA: dict[str, Criterion] = {
-    "l1": Criterion(_magnitude(1)),
-    "l2": Criterion(_magnitude(2)),
-    "random": Criterion(_random),
-    "taylor": Criterion(_taylor, needs_data=True),
-    "wanda": Criterion(_wanda, needs_data=True),
-    "movement": Criterion(_movement, needs_training=True),
-    "custom": Criterion(_custom),
-}
 
 
 class MovementTracker:

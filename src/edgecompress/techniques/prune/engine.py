@@ -20,10 +20,10 @@ from edgecompress.core.masks import get_mask, set_mask
 from edgecompress.core.models.loading import load_state_dict
 from edgecompress.techniques.prune.calibration import take_batches
 from edgecompress.techniques.prune.channel import channel_pruner, step_pruner
-from edgecompress.techniques.prune.criteria import CRITERIA, ScoreContext, load_score_fn
-from edgecompress.techniques.prune.patterns import Pattern
+from edgecompress.techniques.prune.config import Prune
+from edgecompress.techniques.prune.criteria import Custom, OwnMasks, ScoreContext, load_score_fn
+from edgecompress.techniques.prune.patterns import Channels, PatternConfig
 from edgecompress.techniques.prune.schedules import SCHEDULES
-from edgecompress.techniques.prune.scope import keep_masks
 from edgecompress.techniques.prune.selection import select_layers
 
 
@@ -33,7 +33,7 @@ class PruneJob:
 
     model: nn.Module
     layers: dict[str, nn.Module]
-    config: object  # pipeline.stages.Prune
+    config: Prune
     scores: ScoreContext
     train: Callable[..., None]  # train(epochs, callbacks=()) fine-tunes the model with masks held
     example_input: torch.Tensor
@@ -67,48 +67,49 @@ def prune_model(
     dicts of keyword inputs such as an encoder's token feeds). `example_input` (a tensor, or a tuple/dict of
     inputs) is only needed by the channel pattern, to trace the model.
 
-    >>> prune_model(model, Prune(pattern="unstructured", criterion="l1", amount=0.5), None, train)  # doctest: +SKIP
+    >>> prune_model(model, Prune(pattern=Unstructured(), criterion=Magnitude(norm=1), amount=0.5), None, train)  # doctest: +SKIP
     """
-    layers, pattern = check_prune(model, config, has_data=batches is not None)
-    if config.masks is not None:
-        for name, mask in _user_masks(layers, Path(config.masks)).items():
+    layers = check_prune(model, config, has_data=batches is not None)
+    criterion = config.criterion
+    if isinstance(criterion, OwnMasks):
+        for name, mask in _user_masks(layers, Path(criterion.file)).items():
             set_mask(layers[name], mask != 0)
         return model
-    if config.criterion == "custom" and score_fn is None:
-        score_fn = load_score_fn(config.score_fn)
+    if isinstance(criterion, Custom) and score_fn is None:
+        score_fn = criterion.fn if criterion.fn is not None else load_score_fn(criterion.score_fn)
     context = ScoreContext(model, batches, config.calibration_batches, loss_fn, seed, score_fn)
     job = PruneJob(model, layers, config, context, train, example_input)
-    if config.pattern == "channel":
-        return _prune_channels(job)
-    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, pattern, fraction))
+    remove = REMOVERS.get(type(config.pattern))
+    if remove is not None:
+        return remove(job)
+    SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, config.pattern, fraction))
     return model
 
 
-def check_prune(model: nn.Module, config, has_data: bool) -> tuple[dict[str, nn.Module], Pattern | None]:
+def check_prune(model: nn.Module, config: Prune, has_data: bool) -> dict[str, nn.Module]:
     """Every check of `config` against `model` that needs no work: run it before writing anything.
 
-    Returns the selected layers and the mask pattern (None for channel removal or own masks). Raises a
+    Returns the selected layers. Raises a
     one-line UserError for a layer pattern that matches nothing, a block shape or N:M group that does not
     divide a weight, a criterion that needs data when there is none, or an own-masks file that does not fit.
 
-    >>> check_prune(DigitsCNN(), Prune(pattern="block", block=(8, 8)), has_data=True)  # doctest: +SKIP
-    UserError: prune.block: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
+    >>> check_prune(DigitsCNN(), Prune(pattern=Blocks(8, 8)), has_data=True)  # doctest: +SKIP
+    UserError: prune.pattern: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
     """
     layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
     unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
     if unknown:
         raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
-    if config.masks is not None:
-        _user_masks(layers, Path(config.masks))  # a small file: reading it twice is cheaper than a late failure
-        return layers, None
-    if CRITERIA[config.criterion].needs_data and not has_data:
-        raise UserError(f"prune.criterion: {config.criterion} needs data; the task has no training loader")
-    if config.pattern == "channel":
-        return layers, None
-    pattern = Pattern(config.pattern, tuple(config.block), config.n, config.m)
+    if isinstance(config.criterion, OwnMasks):
+        _user_masks(layers, Path(config.criterion.file))  # a small file: reading it twice is cheaper than a late failure
+        return layers
+    if config.criterion.needs_data and not has_data:
+        raise UserError(f"prune.criterion: {config.criterion.kind} needs data; the task has no training loader")
+    if config.schedule != "oneshot" and not has_data:
+        raise UserError(f"prune.schedule: {config.schedule} trains between steps and needs data; the task has no training loader")
     for name, module in layers.items():
-        pattern.check(name, module.weight)
-    return layers, pattern
+        config.pattern.check(name, module.weight)
+    return layers
 
 
 def check_prune_stages(model: nn.Module, stages, has_data: bool) -> None:
@@ -117,39 +118,34 @@ def check_prune_stages(model: nn.Module, stages, has_data: bool) -> None:
     Layer shapes are those of `model`, so checking stops at the first stage that may change them (channel
     removal, or any stage other than a masking prune or a fine-tune): later stages are checked when they run.
 
-    >>> check_prune_stages(DigitsCNN(), [Prune(pattern="unstructured", layers=("decoder.*",))], True)  # doctest: +SKIP
+    >>> check_prune_stages(DigitsCNN(), [Prune(pattern=Unstructured(), layers=("decoder.*",))], True)  # doctest: +SKIP
     UserError: recipe: stage 1 (prune): prune.layers: pattern 'decoder.*' matches no Linear/Conv1d/... layer; ...
     """
     problems = []
     for index, stage in enumerate(stages, start=1):
-        kind = getattr(stage, "stage", None)
-        if kind == "prune":
+        if isinstance(stage, Prune):
             try:
                 check_prune(model, stage, has_data)
             except UserError as exc:
                 problems.append(f"stage {index} (prune): {exc}")
-        if kind not in ("prune", "finetune") or getattr(stage, "pattern", None) == "channel":
+        keeps_shapes = (isinstance(stage, Prune) and not stage.pattern.removes_channels) or getattr(stage, "stage", None) == "finetune"
+        if not keeps_shapes:
             break
     if problems:
         raise UserError("recipe: " + "; ".join(problems))
 
 
-def apply_pruning_step(job: PruneJob, pattern: Pattern, fraction: float) -> None:
+def apply_pruning_step(job: PruneJob, pattern: PatternConfig, fraction: float) -> None:
     """Score the selected layers and mask them to `fraction` of their target sparsity."""
-    scores = CRITERIA[job.config.criterion].fn(job.layers, job.scores)
+    scores = job.config.criterion.scores(job.layers, job.scores)
     for name, module in job.layers.items():
         mask = get_mask(module)
         if mask is not None:  # already pruned weights go first, so sparsity only grows
             scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
-    if pattern.kind == "nm":
-        if fraction >= 1.0:
-            for name, module in job.layers.items():
-                set_mask(module, pattern.nm_keep(scores[name]))
-        return
-    groups = {name: pattern.group_scores(s) for name, s in scores.items()}
-    keep = keep_masks(groups, job.amounts(fraction), job.config.scope)
+    keep = pattern.keep(scores, job.amounts(fraction), job.config.scope, fraction)
     for name, module in job.layers.items():
-        set_mask(module, pattern.expand(keep[name], module.weight.shape))
+        if keep is not None:
+            set_mask(module, keep[name])
 
 
 def _prune_channels(job: PruneJob) -> nn.Module:
@@ -158,14 +154,18 @@ def _prune_channels(job: PruneJob) -> nn.Module:
     per_layer = job.target_amounts() if config.per_layer else None
     pruner = channel_pruner(
         job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer,
-        config.round_to,
+        config.pattern.round_to,
     )
-    batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion == "taylor" else None
+    batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion.needs_data else None
     for _ in range(rounds):
         step_pruner(pruner, job.model, config.criterion, batches, job.scores.loss_fn)
         if config.schedule == "iterative":
             job.train(config.epochs)
     return job.model
+
+
+# Patterns that remove weights physically rather than masking them: pattern type -> how.
+REMOVERS: dict[type[PatternConfig], Callable[[PruneJob], nn.Module]] = {Channels: _prune_channels}
 
 
 def _user_masks(layers: dict[str, nn.Module], path: Path) -> dict[str, torch.Tensor]:

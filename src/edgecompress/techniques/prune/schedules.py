@@ -69,14 +69,14 @@ class GradualPruner:
 
 def gradual(job, step: Step) -> None:
     total = job.config.epochs * _count(job.scores.batches)
-    start = max(1, int(0.1 * total)) if job.config.criterion == "movement" else int(GRADUAL_START * total)
+    start = max(1, int(0.1 * total)) if job.config.criterion.needs_training else int(GRADUAL_START * total)
     pruner = GradualPruner(step, total, job.config.steps, start)
     job.train(job.config.epochs, callbacks=[*_movement_callbacks(job), pruner])
     pruner.finish()
 
 
 def _movement_callbacks(job) -> list:
-    if job.config.criterion != "movement":
+    if not job.config.criterion.needs_training:  # movement: scores accumulate while training
         return []
     return [MovementTracker(job.layers, job.scores.movement)]
 

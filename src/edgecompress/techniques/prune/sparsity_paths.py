@@ -10,7 +10,7 @@ Zeros alone make nothing faster (FINDINGS sec. 1). A layer pays only through one
   here (torch CSR breaks even at 70-95%), ONNX Runtime has no sparse kernel at all, and N:M has no CPU
   kernel: these run dense and pay only in the packed file's size.
 
->>> paths = sparsity_paths(original, pruned, Prune(pattern="block", amount=0.9))  # doctest: +SKIP
+>>> paths = sparsity_paths(original, pruned, Prune(pattern=Blocks(8, 8), amount=0.9))  # doctest: +SKIP
 >>> paths["fc1"]["path"], paths["fc1"]["reason"]  # doctest: +SKIP
 ('block-sparse', 'block sparsity 90.0% >= 75% with 8x8 blocks at batch 16: bsr layout ...')
 """
@@ -21,6 +21,7 @@ from torch import nn
 
 from edgecompress.techniques.prune.block_sparse import LARGE_BATCH, choose_block_sparse_path
 from edgecompress.techniques.prune.csr_sparse import choose_csr_path
+from edgecompress.techniques.prune.patterns import NM, Blocks
 from edgecompress.techniques.prune.selection import LAYER_TYPES
 
 BLOCK_MIN_SPARSITY = 0.75  # FINDINGS sec. 2 / the issue: 8x8 blocks at >= 75%
@@ -53,22 +54,35 @@ def _path(layer, old_shape, shape, sparsity, config, batch_hint) -> tuple[str, s
             f"{_matrix(old_shape)} -> {_matrix(shape)} weight: a physically smaller dense matrix, "
             f"{kept:.0%} of the weights and MACs, faster in every runtime"
         )
+    masked_path = MASKED_PATHS.get(type(config.pattern), _unstructured_path)
+    return masked_path(layer, config.pattern, sparsity, batch_hint)
+
+
+def _block_path(layer, pattern: Blocks, sparsity: float, batch_hint: int) -> tuple[str, str]:
+    if not isinstance(layer, nn.Linear):
+        return "dense", f"{sparsity:.1%} zeros in blocks, but there is no block-sparse kernel for convolutions; {DENSE_RUNTIME}"
+    use, reason = choose_block_sparse_path(layer, pattern.block, batch_hint, BLOCK_MIN_SPARSITY)
+    if use:
+        return "block-sparse", f"{reason} in torch (convert_block_sparse); the ONNX file runs it dense"
+    return "dense", reason
+
+
+def _nm_path(layer, pattern: NM, sparsity: float, batch_hint: int) -> tuple[str, str]:
+    return "dense", f"{pattern.n}:{pattern.m} sparsity needs sparse tensor cores (GPU); no CPU kernel gains; {DENSE_RUNTIME}"
+
+
+def _unstructured_path(layer, pattern, sparsity: float, batch_hint: int) -> tuple[str, str]:
     seen = f"{sparsity:.1%} zeros"
-    if config.pattern == "block":
-        if not isinstance(layer, nn.Linear):
-            return "dense", f"{seen} in blocks, but there is no block-sparse kernel for convolutions; {DENSE_RUNTIME}"
-        use, reason = choose_block_sparse_path(layer, tuple(config.block), batch_hint, BLOCK_MIN_SPARSITY)
-        if use:
-            return "block-sparse", f"{reason} in torch (convert_block_sparse); the ONNX file runs it dense"
-        return "dense", reason
-    if config.pattern == "nm":
-        return "dense", f"{config.n}:{config.m} sparsity needs sparse tensor cores (GPU); no CPU kernel gains; {DENSE_RUNTIME}"
     if not isinstance(layer, nn.Linear):
         return "dense", f"{seen}, but there is no sparse kernel for convolutions here; {DENSE_RUNTIME}"
     use, reason = choose_csr_path(layer, batch_hint)
     if use:
         return "sparse-kernel", f"{reason} in torch (convert_csr); the ONNX file runs it dense"
     return "dense", f"{reason}; {DENSE_RUNTIME}"
+
+
+# the masked patterns that have a path of their own; every other pattern is judged as unstructured zeros
+MASKED_PATHS = {Blocks: _block_path, NM: _nm_path}
 
 
 def _inputs(shape: tuple[int, ...]) -> int:

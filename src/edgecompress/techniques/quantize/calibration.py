@@ -27,18 +27,6 @@ RANGE_STEPS = 128  # candidate ends per side: k/128 of the observed min and max
 UINT8_LEVELS = 255
 
 
-def activation_mse(values: np.ndarray, low: float, high: float, levels: int = UINT8_LEVELS) -> float:
-    """Mean squared error of `values` after a round trip through ORT's asymmetric uint8 grid on [low, high].
-
-    Mirrors `onnxruntime.quantization.quant_utils.compute_scale_zp`: the range is widened to include 0,
-    scale = (high - low) / 255, zero point = round(-low / scale); values outside the range are clipped.
-
-    >>> activation_mse(np.array([0.0, 1.0, 100.0]), 0.0, 1.0)
-    3267.0
-    """
-    return float(np.mean(_weighted_errors(np.asarray(values, np.float64), np.ones(np.size(values)), low, np.array([high]), levels)))
-
-
 def mse_range(hist: np.ndarray, edges: np.ndarray, low: float, high: float, steps: int = RANGE_STEPS, levels: int = UINT8_LEVELS) -> tuple[float, float]:
     """The [low', high'] with the least squared uint8 error over a value histogram; min-max is a candidate.
 

@@ -82,7 +82,3 @@ def prepare_qat(layers: dict[str, nn.Module], bits: int | str, ternary_rule: str
     for module in layers.values():
         parametrize.register_parametrization(module, "weight", FakeQuantize(bits, ternary_rule))
 
-
-def distinct_levels(weight: torch.Tensor) -> int:
-    """Largest number of distinct values in one output channel: at most 2^bits - 1 after QAT (3 for ternary)."""
-    return max(int(torch.unique(row).numel()) for row in weight.detach().reshape(weight.shape[0], -1))
