@@ -220,3 +220,24 @@ def test_jobs_builds_a_process_pool_and_disagreeing_jobs_and_executor_are_refuse
         fit(trained_cnn, digits, tmp_path / "a", max_latency="0.5", candidates=QUICK, jobs=2, executor=pool)
     assert used[-1] is pool
 
+
+def test_resumed_fit_reuses_the_trained_baseline(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    import edgecompress.orchestration.recipe.run as recipe_run
+    import edgecompress.orchestration.search.fit as fit_module
+
+    trainings, real = [], recipe_run._train
+    monkeypatch.setattr(recipe_run, "_train", lambda *args: trainings.append(args[2].model) or real(*args))
+    monkeypatch.setattr(fit_module, "default_candidates", lambda: [("int8", [ec.Quantize()])])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"model": "digits-mlp", "task": "digits", "train": {"epochs": 1}, "seed": 3,
+                                     "stages": [{"stage": "quantize", "mode": "dynamic"}]}))
+    args = ["fit", "--recipe", str(recipe), "--max-size", "1MB", "--out", str(tmp_path / "f")]
+    assert main(args) == 0 and trainings == ["digits-mlp"]
+    first = (tmp_path / "f" / "fit.json").read_text()
+    assert (tmp_path / "f" / "checkpoints" / "00-trained.safetensors").is_file()
+    assert main([*args, "--resume"]) == 0
+    assert trainings == ["digits-mlp"]  # the baseline was not trained again
+    assert (tmp_path / "f" / "fit.json").read_text() == first  # same baseline: the same candidates are kept
+    assert main([*args, "--force"]) == 0 and trainings == ["digits-mlp", "digits-mlp"]
