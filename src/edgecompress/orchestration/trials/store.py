@@ -63,15 +63,14 @@ class TrialStore:
         return self.root / self.record.format(key=key)
 
     def save(self, key: str, fp: str, fields: Mapping, files: Mapping[str, bytes] | None = None,
-             written: Sequence[str] = (), indent: int | None = None) -> dict:
-        """Write `files` (relative path -> bytes, each atomically), then the record naming them and the files the
-        caller already `written` (relative paths), last. Returns `fields`."""
-        for relative, data in (files or {}).items():
+             indent: int | None = None) -> None:
+        """Write `files` (relative path -> bytes, each atomically), then, last, the record: `fields`, the
+        fingerprint `fp` and each file's size."""
+        files = files or {}
+        for relative, data in files.items():
             atomic_write_bytes(self.root / relative, data)
-        sizes = {relative: (self.root / relative).stat().st_size for relative in [*(files or {}), *written]}
-        record = {FINGERPRINT: fp, **fields, FILE_BYTES: sizes}
+        record = {FINGERPRINT: fp, **fields, FILE_BYTES: {relative: len(data) for relative, data in files.items()}}
         atomic_write_text(self.record_path(key), json.dumps(record, indent=indent) + ("\n" if indent else ""))
-        return dict(fields)
 
     def load(self, key: str, fp: str, schema: Schema, optional: Schema | None = None, needs: Sequence[str] = ()) -> dict | None:
         """The record's fields (all of them, bookkeeping removed), or None when the trial must run again.
