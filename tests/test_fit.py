@@ -189,3 +189,55 @@ def test_killed_fit_resumes_without_rerunning_finished_candidates(too_fast, trai
     assert _numbers(resumed) == _numbers(reference)
     fit(trained_cnn, digits, tmp_path / "k", force=True, **settings)  # --force: everything again
     assert runs == ["QuantizeStatic", "Prune", "QuantizeStatic", "Prune"]
+
+
+def test_jobs_builds_a_process_pool_and_disagreeing_jobs_and_executor_are_refused(trained_cnn, digits, tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import edgecompress.orchestration.search.fit as fit_module
+    from edgecompress.orchestration.executors import LocalExecutor, ProcessExecutor
+
+    used = []
+
+    @contextmanager
+    def record_executor(executor, *args, **kwargs):
+        used.append(executor)
+        raise KeyboardInterrupt  # stop before any candidate runs
+        yield
+
+    monkeypatch.setattr(fit_module, "open_trials", record_executor)
+    with pytest.raises(KeyboardInterrupt):
+        fit(trained_cnn, digits, tmp_path / "j", max_latency="0.5", candidates=QUICK, jobs=2)
+    assert isinstance(used[0], ProcessExecutor) and used[0].jobs == 2
+    for executor in (LocalExecutor(), ProcessExecutor(3)):
+        with pytest.raises(UserError, match=r"^--jobs: 2 disagrees with the executor given \(local, \d\); give jobs or an executor, not both$"):
+            fit(trained_cnn, digits, tmp_path / "e", max_latency="0.5", candidates=QUICK, jobs=2, executor=executor)
+    with pytest.raises(UserError, match="^--jobs: only used with --executor local"):
+        fit(trained_cnn, digits, tmp_path / "e", max_latency="0.5", candidates=QUICK, jobs=2, executor="ray")
+    assert not (tmp_path / "e").exists()
+    pool = ProcessExecutor(2)
+    with pytest.raises(KeyboardInterrupt):  # jobs that agree with the executor given are fine
+        fit(trained_cnn, digits, tmp_path / "a", max_latency="0.5", candidates=QUICK, jobs=2, executor=pool)
+    assert used[-1] is pool
+
+
+def test_resumed_fit_reuses_the_trained_baseline(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    import edgecompress.orchestration.recipe.run as recipe_run
+    import edgecompress.orchestration.search.fit as fit_module
+
+    trainings, real = [], recipe_run._train
+    monkeypatch.setattr(recipe_run, "_train", lambda *args: trainings.append(args[2].model) or real(*args))
+    monkeypatch.setattr(fit_module, "default_candidates", lambda: [("int8", [ec.Quantize()])])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"model": "digits-mlp", "task": "digits", "train": {"epochs": 1}, "seed": 3,
+                                     "stages": [{"stage": "quantize", "mode": "dynamic"}]}))
+    args = ["fit", "--recipe", str(recipe), "--max-size", "1MB", "--out", str(tmp_path / "f")]
+    assert main(args) == 0 and trainings == ["digits-mlp"]
+    first = (tmp_path / "f" / "fit.json").read_text()
+    assert (tmp_path / "f" / "checkpoints" / "00-trained.safetensors").is_file()
+    assert main([*args, "--resume"]) == 0
+    assert trainings == ["digits-mlp"]  # the baseline was not trained again
+    assert (tmp_path / "f" / "fit.json").read_text() == first  # same baseline: the same candidates are kept
+    assert main([*args, "--force"]) == 0 and trainings == ["digits-mlp", "digits-mlp"]

@@ -62,3 +62,31 @@ def test_trials_finishing_in_any_order_give_the_same_numbers(sensed, trained_cnn
     assert shuffled["baseline_score"] == sequential["baseline_score"]
     assert shuffled["rows"] == [r for r in sequential["rows"] if r["level"] == 0.95]
     assert (tmp_path / "two" / "layers" / "conv1-0.95.onnx").read_bytes() == (out / "s" / "layers" / "conv1-0.95.onnx").read_bytes()
+
+
+def test_killed_sensitivity_resumes_without_rerunning_finished_trials(sensed, trained_cnn, digits, tmp_path, monkeypatch):
+    from edgecompress.orchestration.curves import sensitivity as sensitivity_module
+
+    _, reference = sensed
+    ran, real = [], sensitivity_module._layer_trial
+
+    def trial_until_killed(shared, trial):
+        if len(ran) == limit:
+            raise KeyboardInterrupt  # as if the driver were killed during this trial
+        ran.append(trial)
+        return real(shared, trial)
+
+    monkeypatch.setattr(sensitivity_module, "_layer_trial", trial_until_killed)
+    limit = 3
+    with pytest.raises(KeyboardInterrupt):
+        layer_sensitivity(trained_cnn, digits, tmp_path / "k", levels=(0.5, 0.95), tolerance=1.0)
+    assert ran == [(None, 0.0), ("conv1", 0.5), ("conv1", 0.95)]
+    assert (tmp_path / "k" / "layers" / "conv1-0.95.json").is_file()
+    ran.clear()
+    limit = None
+    resumed = layer_sensitivity(trained_cnn, digits, tmp_path / "k", levels=(0.5, 0.95), tolerance=1.0, resume=True)
+    assert len(ran) == 4 * 2 - 2 and (None, 0.0) not in ran and ("conv1", 0.5) not in ran
+    assert resumed == reference
+    ran.clear()
+    again = layer_sensitivity(trained_cnn, digits, tmp_path / "k", levels=(0.5, 0.95), tolerance=1.0, resume=True)
+    assert ran == [] and again == reference  # a finished analysis resumes without a single trial

@@ -165,7 +165,7 @@ def sweep_command(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
     latency_batch: int = typer.Option(256, "--latency-batch", min=1, help="Batch size at which every point's ONNX file is timed (ONNX Runtime, 1 thread, after the trials)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the sweep in --out (interrupted or finished): keep the points it measured with the same model and settings."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the sweep in --out (interrupted or finished): keep the trained baseline and the points it measured with the same model and settings."),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Sparsity-vs-accuracy curves of the demo's digits CNN (or a recipe's model), with and without fine-tuning,
@@ -193,7 +193,7 @@ def sweep_command(
     if dense_baseline and small is None:
         console.print(f"no smaller dense models: {baseline.model_name} is not a built-in model with a width to scale")
     with owned_run_dir(out, "sweep", resume=resume, force=force):
-        model, task = baseline.trained()
+        model, task = baseline.trained(out, resume)
         result = sweep(model, task, out, level_values, method_names, finetune_epochs, tolerance, baseline.seed, small_dense=small,
                        baseline_epochs=baseline.epochs, executor=baseline.executor, latency_batch=latency_batch, resume=resume)
     for row in result.dense_comparison:
@@ -221,13 +221,15 @@ def sensitivity_command(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue the analysis in --out (killed or finished): keep the trained baseline and the trials it finished with the same model and settings."),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
     """Prune each layer of the demo's digits CNN (or a recipe's model) alone at each level and measure the drop; suggest per-layer amounts.
 
     sensitivity.json holds a ready `prune` stage whose per_layer amounts give sensitive layers less sparsity.
-    Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results. A directory
-    holding an earlier finished output is refused unless --force.
+    Trials run in parallel with --jobs N or on Ray with --executor ray, with the same results; each is kept in
+    --out/layers as it finishes, so --resume reruns only the missing ones. A directory holding an earlier
+    output is refused unless --resume or --force.
     """
     from edgecompress.orchestration.curves.sensitivity import check_sensitivity, layer_sensitivity
     from edgecompress.storage.paths import check_output_dir
@@ -237,9 +239,9 @@ def sensitivity_command(
     check_sensitivity(level_values, tolerance)
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    with owned_run_dir(out, "sensitivity", force=force):
-        model, task = baseline.trained()
-        document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor)
+    with owned_run_dir(out, "sensitivity", resume=resume, force=force):
+        model, task = baseline.trained(out, resume)
+        document = layer_sensitivity(model, task, out, level_values, tolerance, executor=baseline.executor, resume=resume)
     amounts = ", ".join(f"{k}: {v:g}" for k, v in document["per_layer"].items())
     console.print(f"per-layer amounts within {tolerance:g} ({document['scored_on']}): {amounts}")
     console.print(f"details: {out / 'sensitivity.json'}   plot: {out / 'sensitivity.png'}")
@@ -277,11 +279,12 @@ class _Baseline:
         self.model = loaded.module
         check_task(self.model, self.task)
 
-    def trained(self):
-        """The recipe's model trained as its `train` section says (the demo's: 40 epochs), and its task."""
+    def trained(self, out: Path, resume: bool):
+        """The recipe's model trained as its `train` section says (the demo's: 40 epochs), and its task; with
+        `out`, kept in out/checkpoints and reused by `resume`."""
         from edgecompress.orchestration.recipe.run import train_baseline
 
-        return train_baseline(self.model, self.task, self.recipe), self.task
+        return train_baseline(self.model, self.task, self.recipe, out, resume), self.task
 
 
 @app.command("fit")
@@ -298,7 +301,7 @@ def fit_command(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help=_RECIPE_HELP),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="With --recipe: allow unpickling a whole saved model file it names."),
     trust_code: bool = typer.Option(False, "--trust-code", help="With --recipe: " + _TRUST_CODE_HELP),
-    resume: bool = typer.Option(False, "--resume", help="Continue the fit in --out (killed or finished): keep the candidates it completed with the same settings."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the fit in --out (killed or finished): keep the trained baseline and the candidates it completed with the same settings."),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
 ) -> None:
@@ -310,7 +313,8 @@ def fit_command(
     A ratio latency budget compares each candidate with the baseline timed in the same run (trustworthy on a
     busy machine); an absolute one depends on the machine and its load.
     Candidates run in parallel with --jobs N or on Ray with --executor ray (same sizes and scores); each is
-    saved as it finishes, and --resume reruns only the candidates a killed run had not finished. Without
+    saved as it finishes (the trained baseline too, in --out/checkpoints), and --resume reruns only the candidates a
+    killed run had not finished, without training the baseline again. Without
     --resume or --force, a directory holding an earlier fit is refused.
     """
     from edgecompress.core.sizes import parse_size
@@ -323,7 +327,7 @@ def fit_command(
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
     with owned_run_dir(out, "fit", resume=resume, force=force):
-        model, task = baseline.trained()
+        model, task = baseline.trained(out, resume)
         result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
                      executor=baseline.executor, resume=resume, target=check_target(target))
     console.print(result.message)

@@ -8,10 +8,10 @@
 
 Taking a directory decides, before any work, what happens to what is already in it:
 - nothing there (or an empty directory): the command starts;
-- the command's own earlier output: continued with `resume` (for run, sweep and fit; files of the earlier run
-  that this one neither reuses nor writes again are removed when it finishes), replaced with `force`, else
-  refused with one line naming both. `inspect` replaces its own earlier report, and a command that cannot
-  resume (sensitivity, encoder) starts over after its own unfinished run;
+- the command's own earlier output: continued with `resume` (for run, sweep, sensitivity and fit; files of the
+  earlier run that this one neither reuses nor writes again are removed when it finishes), replaced with
+  `force`, else refused with one line naming both. `inspect` replaces its own earlier report, and a command
+  that cannot resume (encoder) starts over after its own unfinished run;
 - another command's output: replaced with `force`, else refused;
 - files without a manifest (not written by edgecompress): refused, or with `force` written among them.
 Only paths recorded in the manifest are overwritten; a recorded file is deleted only while it holds the bytes
@@ -38,7 +38,7 @@ from edgecompress.storage.files import guarded_by
 from edgecompress.storage.manifest import STATE_DIR, DamagedManifest, Manifest, digest
 from edgecompress.storage.paths import check_output_dir
 
-RESUMABLE = frozenset({"run", "sweep", "fit"})  # commands that continue an earlier run in place with --resume
+RESUMABLE = frozenset({"run", "sweep", "fit", "sensitivity"})  # commands that continue an earlier run in place with --resume
 REDONE_FREELY = frozenset({"inspect"})  # a report of a model, redone in seconds: it replaces its own earlier one
 LOCK_NAME = "lock"
 TEMP_NAME = "tmp"

@@ -1,13 +1,13 @@
-"""One point of a curve, measured as files, and the checkpoints that let an interrupted sweep resume.
+"""One point of a curve, measured as files, and its record in the sweep's TrialStore (points/<key>.json).
 
 A trial returns its point together with the bytes of its ONNX and packed files; only the driver writes to the
-output directory (workers may be other machines). The record is written last, so a point whose record exists
-has its files too, and a record counts only if its fingerprint matches this sweep's model, task and settings.
+output directory (workers may be other machines). The store writes the files first and the record last, so a
+point whose record exists has its files too, and a record counts only if its fingerprint matches this sweep's
+model, task and settings, its fields have their JSON types and its files their recorded sizes.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +20,7 @@ from edgecompress.core.results import SweepPoint
 from edgecompress.core.tasks.task import Task
 from edgecompress.delivery import pack
 from edgecompress.onnx import export_onnx
-from edgecompress.orchestration.pipeline.checkpoints import fingerprint
-from edgecompress.storage.files import atomic_write_bytes, atomic_write_text
-from edgecompress.storage.rundir import mark_reused
+from edgecompress.orchestration.trials.store import TrialStore, fingerprint
 
 
 @dataclass(frozen=True)
@@ -44,30 +42,29 @@ def measure_point(model: nn.Module, method: str, level: float, finetuned: bool, 
         return MeasuredPoint(point, onnx_path.read_bytes(), Path(folder, "point.ecz").read_bytes())
 
 
-class PointStore:
-    """points/<key>.onnx, .ecz and .json under a sweep's output directory."""
+POINT_FIELDS = {"method": str, "level": float, "finetuned": bool, "score": float, "params": int,
+                "nonzero_params": int, "artifact_bytes": int, "storage_bytes": int}
 
-    def __init__(self, folder: Path, base_fingerprint: str):
-        self.folder = folder
+
+class PointStore:
+    """points/<key>.onnx, .ecz and .json under a sweep's output directory, kept by a TrialStore."""
+
+    def __init__(self, out: Path, base_fingerprint: str):
+        self.folder = out / "points"
+        self.store = TrialStore(out, "points/{key}.json")
         self.base_fingerprint = base_fingerprint
 
     def load(self, key: str) -> SweepPoint | None:
-        """The point an earlier sweep finished, or None: missing, damaged or from other settings."""
-        files = [self.folder / f"{key}{suffix}" for suffix in (".json", ".onnx", ".ecz")]
-        try:
-            record = json.loads(files[0].read_text())
-            if record.pop("fingerprint", None) != fingerprint(self.base_fingerprint, key) or not all(f.is_file() for f in files):
-                return None
-            point = SweepPoint(**record)
-        except (OSError, ValueError, TypeError, AttributeError):
+        """The point an earlier sweep finished, or None: missing, damaged, hand-edited or from other settings."""
+        needs = [f"points/{key}.onnx", f"points/{key}.ecz"]
+        record = self.store.load(key, fingerprint(self.base_fingerprint, key), POINT_FIELDS, needs=needs)
+        if record is None:
             return None
-        mark_reused(*files)
-        return point
+        point = SweepPoint(**{name: record[name] for name in POINT_FIELDS})
+        return point if point.key == key else None
 
     def save(self, measured: MeasuredPoint) -> SweepPoint:
         point = measured.point
-        atomic_write_bytes(self.folder / f"{point.key}.onnx", measured.onnx)
-        atomic_write_bytes(self.folder / f"{point.key}.ecz", measured.packed)
-        record = {"fingerprint": fingerprint(self.base_fingerprint, point.key), **asdict(point)}
-        atomic_write_text(self.folder / f"{point.key}.json", json.dumps(record))
+        files = {f"points/{point.key}.onnx": measured.onnx, f"points/{point.key}.ecz": measured.packed}
+        self.store.save(point.key, fingerprint(self.base_fingerprint, point.key), asdict(point), files=files)
         return point

@@ -3,7 +3,8 @@
 The result says which layers can take compression and which cannot, and turns that into per-layer
 amounts for a `prune` stage: each layer gets the highest tested level whose drop stays within `tolerance`
 (sensitive layers are pruned less). Scores come from the task's validation loader when it has one, else
-from the evaluation set, and the output says which.
+from the evaluation set, and the output says which. Each finished trial is kept in the TrialStore
+(layers/<layer>-<level>.onnx, then its .json record), so `resume` reruns only the missing ones.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from torch import nn
 
 from edgecompress.core.errors import UserError
 from edgecompress.core.evaluate import score_onnx
-from edgecompress.core.progress import progress_bar
 from edgecompress.core.tasks.task import Task
 from edgecompress.onnx import export_onnx
 from edgecompress.orchestration.curves.sparsity_sweep import check_levels
 from edgecompress.orchestration.executors import Executor, make_executor
 from edgecompress.orchestration.pipeline.stages import Prune
+from edgecompress.orchestration.trials.runner import open_trials
+from edgecompress.orchestration.trials.store import TrialStore, fingerprint, model_fingerprint
 from edgecompress.reporting.plotting.canvas import figure
-from edgecompress.storage.files import atomic_write_bytes, atomic_write_text
+from edgecompress.storage.files import atomic_write_text
 from edgecompress.storage.rundir import owned_run_dir
 from edgecompress.techniques.prune.engine import prune_model
 from edgecompress.techniques.prune.selection import select_layers
@@ -52,11 +54,13 @@ def layer_sensitivity(
     executor: str | Executor = "local",
     ray_address: str | None = None,
     force: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Write sensitivity.json and sensitivity.png; return the document (rows, per_layer amounts, data used).
 
     Each (layer, level) is a trial run by the executor (`jobs` local processes, or Ray); results are the same.
-    An earlier finished sensitivity run in `out_dir` is replaced only with `force`.
+    An earlier sensitivity run in `out_dir` is replaced only with `force`; with `resume`, the trials it
+    finished with the same model, task and settings are kept.
 
     >>> layer_sensitivity(model, task, "runs/sens")["per_layer"]  # doctest: +SKIP
     {'conv1': 0.5, 'conv2': 0.9, 'fc1': 0.95, 'fc2': 0.7}
@@ -69,14 +73,27 @@ def layer_sensitivity(
     sign = 1 if task.metric.higher_is_better else -1
     shared = _Shared(model, scoring, example, keep_classifier)
     trials = [(name, level) for name in names for level in sorted(levels)]
-    with owned_run_dir(out_dir, "sensitivity", force=force) as out:
+    base_fp = fingerprint("sensitivity", task.name, model_fingerprint(model), keep_classifier, scoring is task)
+    with owned_run_dir(out_dir, "sensitivity", resume=resume, force=force) as out:
+        store = TrialStore(out, "layers/{key}.json")
         scores = {}
-        with progress_bar() as bar, chosen.open(shared) as runner:
-            job = bar.add_task("sensitivity", total=len(trials) + 1, status="")
-            for (name, level), (score, onnx) in runner.run(_layer_trial, [(None, 0.0), *trials]):
-                atomic_write_bytes(out / "layers" / (f"{name}-{level:g}.onnx" if name else "baseline.onnx"), onnx)
-                scores[name, level] = score
-                bar.update(job, advance=1, status=f"{name or 'baseline'} {level:g}: {score:.2f}")
+        for name, level in [(None, 0.0), *trials]:
+            key = _trial_key(name, level)
+            record = store.load(key, fingerprint(base_fp, key), {"score": float}, needs=[f"layers/{key}.onnx"])
+            if record is not None:
+                scores[name, level] = record["score"]
+
+        def finish(trial: tuple[str | None, float], result: tuple[float, bytes]) -> list[str]:
+            (name, level), (score, onnx) = trial, result
+            key = _trial_key(name, level)
+            store.save(key, fingerprint(base_fp, key), {"layer": name, "level": level, "score": score},
+                       files={f"layers/{key}.onnx": onnx})
+            scores[name, level] = score
+            return [f"{name or 'baseline'} {level:g}: {score:.2f}"]
+
+        missing = [t for t in [(None, 0.0), *trials] if t not in scores]
+        with open_trials(chosen, shared, "sensitivity", total=len(trials) + 1, completed=len(scores)) as runner:
+            runner.run(_layer_trial, missing, finish)
         base = scores[None, 0.0]
         rows = [LayerSensitivity(name, level, scores[name, level], sign * (base - scores[name, level])) for name, level in trials]
         per_layer = {}
@@ -101,6 +118,10 @@ def check_sensitivity(levels: tuple[float, ...], tolerance: float) -> None:
     check_levels(levels)
     if not 0 <= tolerance < math.inf:
         raise UserError(f"--tolerance: must be a finite number >= 0, got {tolerance}")
+
+
+def _trial_key(name: str | None, level: float) -> str:
+    return f"{name}-{level:g}" if name else "baseline"
 
 
 @dataclass(frozen=True)

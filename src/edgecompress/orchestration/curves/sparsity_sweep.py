@@ -19,7 +19,6 @@ from typing import Callable
 from torch import nn
 
 from edgecompress.core.errors import UserError
-from edgecompress.core.progress import progress_bar
 from edgecompress.core.results import SweepPoint, SweepResult, point_key
 from edgecompress.core.seeding import check_seed
 from edgecompress.core.tasks.task import Task
@@ -28,7 +27,8 @@ from edgecompress.orchestration.curves.latency import latency_csv, point_latenci
 from edgecompress.orchestration.curves.points import PointStore
 from edgecompress.orchestration.curves.sweep_trials import METHODS, SweepShared, SweepTrial, run_sweep_trial
 from edgecompress.orchestration.executors import Executor, make_executor
-from edgecompress.orchestration.pipeline.checkpoints import fingerprint, model_fingerprint
+from edgecompress.orchestration.trials.runner import open_trials
+from edgecompress.orchestration.trials.store import fingerprint, model_fingerprint
 from edgecompress.storage.files import atomic_write_text
 from edgecompress.storage.rundir import owned_run_dir
 
@@ -72,7 +72,7 @@ def sweep(
     shared = SweepShared(model, task, task.example_input(), seed, finetune_epochs, baseline_epochs, small_dense)
     base_fp = fingerprint("sweep", task.name, seed, model_fingerprint(model), finetune_epochs)
     with owned_run_dir(out_dir, "sweep", resume=resume, force=force) as out:
-        store = PointStore(out / "points", base_fp)
+        store = PointStore(out, base_fp)
         keys = [point_key("baseline", 0.0, False)] + [point_key(m, lv, ft) for m in methods for lv in sorted(levels) for ft in (False, True)]
         done = {key: point for key in keys if (point := store.load(key)) is not None}
         trials = [SweepTrial("baseline", 0.0, finetuned=False)] if keys[0] not in done else []
@@ -81,9 +81,18 @@ def sweep(
                 raw, tuned = point_key(method, level, False) not in done, point_key(method, level, True) not in done
                 if raw or tuned:
                     trials.append(SweepTrial(method, level, raw=raw, finetuned=tuned))
-        with progress_bar() as bar, chosen.open(shared) as runner:
-            progress = bar.add_task("sweep", total=len(keys), completed=len(done), status="")
-            _collect(runner.run(run_sweep_trial, trials), store, done, bar, progress)
+
+        def finish(trial: SweepTrial, measured: list) -> list[str]:
+            """Checkpoint each point of a trial as it arrives, and show it."""
+            shown = []
+            for item in measured:
+                point = store.save(item)
+                done[point.key] = point
+                shown.append(f"{point.method} {point.level:g}{' ft' if point.finetuned else ''}: {point.score:.2f}")
+            return shown
+
+        with open_trials(chosen, shared, "sweep", total=len(keys), completed=len(done)) as runner:
+            runner.run(run_sweep_trial, trials, finish)
             points = [done[key] for key in keys[1:]]
             comparison = []
             if small_dense is not None:
@@ -91,9 +100,9 @@ def sweep(
                 widths = {p.level: matching_width(small_dense, p.nonzero_params) for p in first}
                 dense_keys = [point_key("dense-small", p.level, True) for p in first]
                 done.update({k: pt for k in dense_keys if (pt := store.load(k)) is not None})
-                bar.update(progress, total=len(keys) + len(dense_keys), completed=len(done))
+                runner.resize(total=len(keys) + len(dense_keys), completed=len(done))
                 missing = [SweepTrial("dense-small", p.level, raw=False, width=widths[p.level]) for p, k in zip(first, dense_keys) if k not in done]
-                _collect(runner.run(run_sweep_trial, missing), store, done, bar, progress)
+                runner.run(run_sweep_trial, missing, finish)
                 for point, key in zip(first, dense_keys):
                     points.append(done[key])
                     comparison.append(_compare(point, done[key], widths[point.level], task))
@@ -103,15 +112,6 @@ def sweep(
         result = SweepResult(baseline, points, spots, tolerance, comparison, latencies)
         _write(out, result, task)
     return result
-
-
-def _collect(results, store: PointStore, done: dict, bar, progress) -> None:
-    """Checkpoint each point as its trial finishes, and show it."""
-    for _, measured in results:
-        for item in measured:
-            point = store.save(item)
-            done[point.key] = point
-            bar.update(progress, advance=1, status=f"{point.method} {point.level:g}{' ft' if point.finetuned else ''}: {point.score:.2f}")
 
 
 def _compare(point: SweepPoint, dense: SweepPoint, width: float, task: Task) -> dict:

@@ -67,10 +67,13 @@ def resolve_recipe(recipe: Recipe, trust_pickle: bool = False, trust_code: bool 
     return loaded, task
 
 
-def train_baseline(model, task, recipe: Recipe):
-    """`model` (from `resolve_recipe`) trained in place as the recipe's `train` section says, in eval mode: the
-    baseline that `sweep`, `sensitivity` and `fit --recipe` compress."""
-    if recipe.train is not None:
+def train_baseline(model, task, recipe: Recipe, out: Path | None = None, resume: bool = False):
+    """`model` (from `resolve_recipe`) trained as the recipe's `train` section says, in eval mode: the baseline
+    that `sweep`, `sensitivity` and `fit --recipe` compress. With `out`, the trained weights are kept in its
+    checkpoints/ (the run's TrialStore) and, with `resume`, reused instead of trained again."""
+    if recipe.train is not None and out is not None:
+        model = _trained(model, task, recipe, out, resume)
+    elif recipe.train is not None:
         _train(model, task, recipe)
     return model.eval()
 

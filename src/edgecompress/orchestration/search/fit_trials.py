@@ -3,14 +3,14 @@
 Like a sweep's trials, a candidate is a pure function of (the shared baseline and task, one small description),
 so it can run in this process, in a local worker process or on a Ray node without a shared disk: the worker
 sends back the candidate's whole run directory as one tar archive, and only the driver writes into `--out`.
-A candidate's record (candidate.json) is written after its files, and counts on `--resume` only if its
-fingerprint matches this model, task, seed and recipe, so a restarted driver does not run it again.
+A candidate's record (candidates/NN/candidate.json, in the fit's TrialStore) is written after its files, and
+counts on `--resume` only if its fingerprint matches this model, task, seed and recipe, its numbers have their
+JSON types and its files their recorded sizes, so a restarted driver does not run it again.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -20,12 +20,11 @@ from torch import nn
 
 from edgecompress.core.evaluate import score_onnx
 from edgecompress.core.tasks.task import Task
-from edgecompress.orchestration.pipeline.checkpoints import fingerprint
 from edgecompress.orchestration.pipeline.stages import StageConfig
+from edgecompress.orchestration.trials.store import TrialStore, fingerprint
 from edgecompress.runtime.targets import DEFAULT_TARGET
-from edgecompress.storage.files import atomic_write_bytes, atomic_write_text
 from edgecompress.storage.manifest import STATE_DIR
-from edgecompress.storage.rundir import discard, mark_reused
+from edgecompress.storage.rundir import discard
 
 LATENCY_BATCH = 256  # the batch the latency target is about: throughput on the device, timed in ONNX Runtime
 RECORD = "candidate.json"
@@ -98,37 +97,37 @@ def _archive(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+CANDIDATE_FIELDS = {"directory": str, "label": str, "size_bytes": int, "score": float, "drop": float,
+                    "latency_ms": float, "latency_ratio": float, "selected_on_eval": bool}
+
+
 class CandidateStore:
-    """candidates/NN/ under a fit's output directory: the run's files, then candidate.json with a fingerprint."""
+    """candidates/NN/ under a fit's output directory: the run's files, then candidate.json, in a TrialStore."""
 
     def __init__(self, out: Path, base_fingerprint: str):
         self.out = out
+        self.store = TrialStore(out, "{key}/" + RECORD)
         self.base_fingerprint = base_fingerprint
 
     def _fingerprint(self, trial: FitTrial) -> str:
         return fingerprint(self.base_fingerprint, trial.label, [s.model_dump(mode="json") for s in trial.stages])
 
     def load(self, trial: FitTrial) -> FinishedCandidate | None:
-        folder = self.out / trial.directory
-        try:
-            record = json.loads((folder / RECORD).read_text())
-            if record.pop("fingerprint", None) != self._fingerprint(trial):
-                return None
-            finished = FinishedCandidate(**record)
-        except (OSError, ValueError, TypeError, AttributeError):  # missing or damaged: run the candidate again
+        """The candidate an earlier fit finished, or None: missing, damaged, hand-edited or from other settings."""
+        record = self.store.load(trial.directory, self._fingerprint(trial), CANDIDATE_FIELDS)
+        if record is None or record["directory"] != trial.directory:
             return None
-        mark_reused(folder)
-        return finished
+        return FinishedCandidate(**{name: record[name] for name in CANDIDATE_FIELDS})
 
     def save(self, trial: FitTrial, finished: FinishedCandidate) -> FinishedCandidate:
         """Write the archive's files into the candidate's folder (each atomically), then the record last."""
         target = self.out / trial.directory
         discard(target)  # an earlier attempt's files: a stale record must not vouch for the new files
+        files = {}
         with tarfile.open(fileobj=io.BytesIO(finished.archive), mode="r") as tar:
             for member in tar.getmembers():
                 member = tarfile.data_filter(member, str(target))  # our own archive; refuses links and paths outside
                 if member.isfile():
-                    atomic_write_bytes(target / member.name, tar.extractfile(member).read())
-        record = {"fingerprint": self._fingerprint(trial), **finished.record()}
-        atomic_write_text(target / RECORD, json.dumps(record, indent=2) + "\n")
+                    files[f"{trial.directory}/{member.name}"] = tar.extractfile(member).read()
+        self.store.save(trial.directory, self._fingerprint(trial), finished.record(), files=files, indent=2)
         return FinishedCandidate(**finished.record())
