@@ -63,7 +63,7 @@ def test_baseline_reaches_98_percent_and_final_stays_within_half_a_point(demo_ru
 def test_final_onnx_is_at_least_8x_smaller_with_fewer_macs(demo_run):
     _, metrics = demo_run
     base, final = metrics["baseline"], metrics["final"]
-    assert base["artifact_bytes"] / final["artifact_bytes"] >= 8  # seed 0: 13.2x
+    assert base["artifact_bytes"] / final["artifact_bytes"] >= 8  # seed 0: 13.7x
     assert metrics["summary"]["size_ratio"] == base["artifact_bytes"] / final["artifact_bytes"]
     # Half the channels removed: conv2 work drops 4x (both its inputs and outputs halve).
     assert final["macs"] < base["macs"] / 3

@@ -1,5 +1,11 @@
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
 from edgecompress.core.models import DigitsCNN
 from edgecompress.inspect import advise_target_size, layer_table
+from edgecompress.onnx import export_onnx
 
 
 def _table():
@@ -40,3 +46,99 @@ def test_unreachable_target_says_so():
 def test_model_that_fits_needs_no_cuts():
     advice = advise_target_size(_table(), 300_000)
     assert advice.fits_already and advice.cuts == []
+
+
+class ConvBN(nn.Module):
+    """conv -> batch-norm twice (the first conv without a bias), then a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.conv2, self.bn2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.fc = nn.Linear(32 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        return self.fc(torch.relu(self.bn2(self.conv2(x))).flatten(1))
+
+
+def _trained_looking_bn():
+    torch.manual_seed(0)
+    model = ConvBN()
+    for bn in (model.bn1, model.bn2):  # statistics and affine terms of a trained model: the shift is not zero
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2), bn.bias.data.uniform_(-1, 1)
+    return model.eval()
+
+
+def test_batch_norm_is_counted_as_folded_and_never_proposed_for_shrinking(tmp_path):
+    model = _trained_looking_bn()
+    table = layer_table(model, (1, 1, 8, 8))
+    rows = {r.name: r for r in table.rows}
+    assert [n for n, r in rows.items() if r.folds_at_export] == ["bn1", "bn2"]
+    assert rows["bn2"].bytes == 4 * 4 * 32 + 8 and rows["bn2"].export_bytes == 4 * 32  # weight, bias, mean, var, count -> a bias
+
+    advice = advise_target_size(table, 1_000)  # unreachable: every layer that can shrink is cut to its floor
+    assert [c.name for c in advice.cuts] == ["fc", "conv2", "conv1"]
+    assert advice.folded == ("bn1", "bn2")
+    weights = 4 * (16 * 9 + 32 * 16 * 9 + 32 + 2048 * 10 + 10)
+    assert advice.current_bytes == weights + 4 * (16 + 32) < table.bytes
+
+    exported = onnx.load(str(export_onnx(model, torch.zeros(1, 1, 8, 8), tmp_path / "m.onnx")))
+    assert "BatchNormalization" not in {n.op_type for n in exported.graph.node}, "the exporter folds it"
+    float_bytes = sum(numpy_helper.to_array(t).nbytes for t in exported.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    assert weights + 4 * 16 == float_bytes, "what is left of bn1 is conv1's new bias; bn2 folds into conv2's bias"
+    assert float_bytes <= advice.current_bytes <= float_bytes + 4 * 32
+
+
+def test_folded_batch_norm_is_said_once_and_flagged_in_the_json():
+    from edgecompress.inspect.render import advice_lines, layers_json
+    from edgecompress.inspect.saved_size import check_saved_size
+
+    model = _trained_looking_bn()
+    table = layer_table(model, (1, 1, 8, 8))
+    advice = advise_target_size(table, 50_000)
+    lines = advice_lines(advice)
+    assert "batch-norm folds into the layer before it at export, so it is not shrunk: bn1, bn2" in lines
+    assert not any(line.lstrip().startswith("bn") for line in lines)
+    doc = layers_json(table, check_saved_size(model), advice)
+    assert {row["name"]: row["folds_at_export"] for row in doc["layers"]} == {"conv1": False, "bn1": True, "conv2": False, "bn2": True, "fc": False}
+    assert doc["target"]["folded"] == ["bn1", "bn2"]
+
+
+class RowGRU(nn.Module):
+    """The reported model: a GRU over the 8 image rows, then a Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru, self.head = nn.GRU(8, 64, batch_first=True), nn.Linear(64, 10)
+
+    def forward(self, x):
+        _, hidden = self.gru(x.reshape(x.shape[0], 8, 8))
+        return self.head(hidden[-1])
+
+
+def test_int8_estimate_counts_a_gru_at_four_bytes_per_weight_like_the_real_int8_file(digits, tmp_path):
+    """ORT's quantizer registry has no GRU: its int8 file keeps the GRU in float (issue 18: "about 15.7 KB,
+    which fits" was advised for a 59 KB file)."""
+    from edgecompress.inspect.render import advice_lines
+    from edgecompress.techniques.quantize.onnx_static import quantize_static_int8
+
+    torch.manual_seed(0)
+    model = RowGRU().eval()
+    advice = advise_target_size(layer_table(model, (1, 1, 8, 8)), 20_000)
+    gru_params = 3 * 64 * (8 + 64) + 2 * 3 * 64
+    assert advice.kept_float == (("gru", "GRU"),)
+    assert advice.int8_bytes == 4 * gru_params + (64 * 10 + 10) + 4 * 10 == 57_522
+    assert not advice.int8_fits
+    assert any("counted at 4 B per weight, as int8 leaves them in float: gru (GRU)" in line for line in advice_lines(advice))
+
+    fp32 = export_onnx(model, digits.example_input(), tmp_path / "fp32.onnx")
+    int8 = quantize_static_int8(fp32, tmp_path / "int8.onnx", digits.train_loader, max_batches=2)
+    assert advice.int8_bytes <= int8.stat().st_size <= advice.int8_bytes * 1.05, "the estimate is the real file's size"
+
+
+def test_a_layer_type_the_quantizer_does_not_know_is_counted_as_float():
+    model = nn.Sequential(nn.Linear(64, 32), nn.LayerNorm(32), nn.Linear(32, 10))
+    advice = advise_target_size(layer_table(model, (1, 64)), 10_000)
+    assert advice.kept_float == (("1", "LayerNorm"),)
+    assert advice.int8_bytes == (64 * 32 + 32 + 4 * 32) + 4 * 64 + (32 * 10 + 10 + 4 * 10)

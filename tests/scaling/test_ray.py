@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 
+import edgecompress
 from edgecompress.cli import main
 from edgecompress.orchestration.curves import sweep
 from edgecompress.orchestration.executors.ray import RayExecutor
@@ -19,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    # workers import this test module to run DieOnce: give them the repository on their path
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}})  # this tree's source, not an installed copy
+    # workers import this test module to run DieOnce: give them the repository on their path, and the
+    # edgecompress this process imported (a checkout run with PYTHONPATH=src, not the one installed)
+    code = Path(edgecompress.__file__).resolve().parents[1]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": f"{ROOT}{os.pathsep}{code}"}})
     yield
     ray.shutdown()
 

@@ -27,6 +27,17 @@ class LayerRow:
     macs: int
     zeros: int
     dtype: str
+    # A batch-norm with running statistics: the exporter folds it into the layer before it (its scale into
+    # the weights, its shift into the bias), so what is left in the file is at most that bias (4 B per channel).
+    folded_bytes: int | None = None
+
+    @property
+    def folds_at_export(self) -> bool:
+        return self.folded_bytes is not None
+
+    @property
+    def export_bytes(self) -> int:
+        return self.bytes if self.folded_bytes is None else self.folded_bytes
 
     @property
     def shape(self) -> str:
@@ -103,4 +114,11 @@ def _row(name: str, module: nn.Module, params: dict, stored: list, macs: int) ->
         macs=macs,
         zeros=sum(int((p == 0).sum()) for p in params.values()),
         dtype=str(main.dtype).replace("torch.", "") if main is not None else "-",
+        folded_bytes=4 * module.num_features if _folds_at_export(module) else None,
     )
+
+
+def _folds_at_export(module: nn.Module) -> bool:
+    """Batch-norm in eval mode with running statistics is a fixed per-channel affine map: the exporter folds
+    it into the convolution or Linear before it (measured: no BatchNormalization node is left)."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats

@@ -30,10 +30,17 @@ def saved_size_line(check: SavedSizeCheck) -> str:
 
 def advice_lines(advice: TargetAdvice) -> list[str]:
     target, now = format_bytes(advice.target_bytes), format_bytes(advice.current_bytes)
-    int8 = f"int8 alone: about {format_bytes(advice.int8_bytes)}, which {'fits' if advice.int8_fits else 'does not fit'}"
+    int8 = [f"int8 alone: about {format_bytes(advice.int8_bytes)}, which {'fits' if advice.int8_fits else 'does not fit'}"]
+    if advice.kept_float:
+        layers = ", ".join(f"{name} ({kind})" for name, kind in advice.kept_float)
+        kinds = ", ".join(dict.fromkeys(kind for _, kind in advice.kept_float))
+        int8[0] += f"; counted at 4 B per weight, as int8 leaves them in float: {layers}"
+        int8.append(f"  (ONNX Runtime's int8 quantizer has no {kinds} kernel in its registry)")
+    if advice.folded:
+        int8.append(f"batch-norm folds into the layer before it at export, so it is not shrunk: {', '.join(advice.folded)}")
     if advice.fits_already:
-        return [f"target {target}: the tensors ({now}) already fit", int8]
-    lines = [f"target {target}: the tensors take {now}; shrink, largest layers first (each kept at >= {advice.min_keep:.0%}):"]
+        return [f"target {target}: the tensors ({now} once exported) already fit", *int8]
+    lines = [f"target {target}: the tensors take {now} once exported; shrink, largest layers first (each kept at >= {advice.min_keep:.0%}):"]
     for cut in advice.cuts:
         lines.append(
             f"  {cut.name}: {format_bytes(cut.bytes_now)} -> {format_bytes(cut.bytes_after)} "
@@ -41,7 +48,7 @@ def advice_lines(advice: TargetAdvice) -> list[str]:
         )
     if not advice.reachable:
         lines.append(f"  even so it does not fit: every layer would need to keep less than {advice.min_keep:.0%}")
-    lines.append(int8)
+    lines.extend(int8)
     return lines
 
 
@@ -51,7 +58,7 @@ def layers_json(table: LayerTable, saved: SavedSizeCheck, advice: TargetAdvice |
         "layers": [
             {
                 "name": r.name, "type": r.type, "shape": list(r.weight_shape), "params": r.params, "bytes": r.bytes,
-                "macs": r.macs, "sparsity": r.sparsity, "dtype": r.dtype,
+                "macs": r.macs, "sparsity": r.sparsity, "dtype": r.dtype, "folds_at_export": r.folds_at_export,
             }
             for r in table.rows
         ],
@@ -65,6 +72,7 @@ def layers_json(table: LayerTable, saved: SavedSizeCheck, advice: TargetAdvice |
         doc["target"] = {
             "target_bytes": advice.target_bytes, "current_bytes": advice.current_bytes, "reachable": advice.reachable,
             "int8_bytes": advice.int8_bytes, "int8_fits": advice.int8_fits, "min_keep": advice.min_keep,
+            "folded": list(advice.folded), "int8_kept_float": [{"layer": name, "type": kind} for name, kind in advice.kept_float],
             "cuts": [
                 {"layer": c.name, "bytes_now": c.bytes_now, "bytes_after": c.bytes_after, "keep_fraction": c.keep_fraction}
                 for c in advice.cuts

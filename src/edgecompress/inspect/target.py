@@ -1,12 +1,28 @@
-"""Given a target size, which layers must shrink and by how much, largest layers first."""
+"""Given a target size, which layers must shrink and by how much, largest layers first.
+
+The advice counts what the exported file will hold: batch-norm layers fold into the layer before them at
+export, so they are neither counted at their state_dict size nor proposed for shrinking; and the int8
+estimate counts as int8 only the layers whose ONNX op ONNX Runtime's static quantizer (the quantize stage's
+default) has in its registry. The others (GRU, RNN, LayerNorm, ...) stay float, at 4 B per weight.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from edgecompress.inspect.layers import LayerTable
+from edgecompress.inspect.layers import LayerRow, LayerTable
 
 INT8_BYTES_PER_PARAM = 1.0
+# torch layer type -> the ONNX op torch.onnx writes for its weights
+ONNX_OPS = {
+    "Linear": "Gemm", "Bilinear": "Bilinear", "Embedding": "Gather", "EmbeddingBag": "EmbeddingBag",
+    **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d"), "Conv"),
+    **dict.fromkeys(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"), "ConvTranspose"),
+    "LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "MultiheadAttention": "MatMul",
+    "LayerNorm": "LayerNormalization", "GroupNorm": "GroupNormalization", "PReLU": "PRelu",
+    **dict.fromkeys(("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"), "InstanceNormalization"),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,8 @@ class TargetAdvice:
     cuts: list[LayerCut]
     reachable: bool
     min_keep: float
+    folded: tuple[str, ...] = ()  # batch-norm layers folded at export: not shrunk
+    kept_float: tuple[tuple[str, str], ...] = ()  # (layer, type) that int8 leaves in float
 
     @property
     def fits_already(self) -> bool:
@@ -46,16 +64,19 @@ def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0
     """Shrink the largest layers first, each down to at most `min_keep` of its bytes, until the model fits.
 
     A layer is cut only as far as needed: the first layer that covers the remaining excess takes just that.
-    `int8_bytes` estimates int8 storage: one byte per float parameter plus a float32 scale per output channel.
+    Sizes are those of the exported file: a batch-norm counts as the bias it folds into and is never cut.
+    `int8_bytes` estimates int8 storage: one byte per parameter plus a float32 scale per output channel for
+    the layers ORT's int8 quantizer handles, 4 B per parameter for the others (`kept_float`).
 
     >>> from edgecompress.inspect.layers import layer_table
     >>> from edgecompress.core.models import DigitsCNN
     >>> [c.name for c in advise_target_size(layer_table(DigitsCNN(), (1, 1, 8, 8)), 100_000).cuts]
     ['fc1', 'conv2']
     """
-    excess = table.bytes - target_bytes
+    current = sum(row.export_bytes for row in table.rows)
+    excess = current - target_bytes
     cuts: list[LayerCut] = []
-    for row in sorted(table.rows, key=lambda r: (-r.bytes, r.name)):
+    for row in sorted((r for r in table.rows if not r.folds_at_export), key=lambda r: (-r.bytes, r.name)):
         if excess <= 0:
             break
         if row.bytes == 0:
@@ -64,16 +85,36 @@ def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0
         cut = min(excess, removable)
         cuts.append(LayerCut(row.name, row.bytes, row.bytes - cut))
         excess -= cut
-    return TargetAdvice(target_bytes, table.bytes, _int8_bytes(table), cuts, excess <= 0, min_keep)
+    kept_float = tuple((r.name, r.type) for r in table.rows if _stays_float(r))
+    folded = tuple(r.name for r in table.rows if r.folds_at_export)
+    return TargetAdvice(target_bytes, current, _int8_bytes(table), cuts, excess <= 0, min_keep, folded, kept_float)
 
 
 def _int8_bytes(table: LayerTable) -> int:
-    """Float weights as int8 plus a float32 scale per output channel; buffers and non-float tensors as they are."""
+    """Quantized layers' weights as int8 plus a float32 scale per output channel; layers int8 leaves in float,
+    buffers and non-float tensors as they are; folded batch-norms as their bias."""
     total = 0
     for row in table.rows:
-        if row.dtype.startswith(("float", "bfloat")) and row.params:
+        if row.folds_at_export or _stays_float(row) or not row.params:
+            total += row.export_bytes
+        elif row.dtype.startswith(("float", "bfloat")):
             out_channels = row.weight_shape[0] if row.weight_shape else 1
             total += int(row.params * INT8_BYTES_PER_PARAM) + 4 * out_channels + row.buffer_bytes
         else:
             total += row.bytes
     return total
+
+
+def _stays_float(row: LayerRow) -> bool:
+    """A float layer with weights whose ONNX op ORT's static quantizer has no int8 kernel for (or whose type is
+    not one torch.onnx is known to export: a custom module is assumed float, the safe side of a size estimate)."""
+    if row.folds_at_export or not row.params or not row.dtype.startswith(("float", "bfloat")):
+        return False
+    return ONNX_OPS.get(row.type) not in _static_int8_ops()
+
+
+@cache
+def _static_int8_ops() -> frozenset[str]:
+    from onnxruntime.quantization.registry import QLinearOpsRegistry  # not at import: `inspect` stays light
+
+    return frozenset(QLinearOpsRegistry)

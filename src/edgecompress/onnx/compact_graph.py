@@ -16,9 +16,13 @@ no node uses, and the quantizer's metadata. `compact_graph` removes exactly that
   convolution's kernel_shape when it equals its weight's (the spec infers it from the weight), and so are
   node names, doc strings, value_info, model metadata and unused opset imports.
 
-Hand-written because neither onnx nor onnxruntime has such a pass (onnx's optimizer and ORT's graph
-optimizations fuse and fold, which can change numerics; here only storage changes). Tests check that ORT's
-outputs are bit-identical before and after.
+Shared constants, unused tensors and nodes, unused opset imports and doc strings are onnx_ir's passes
+(`graph_passes.py`). The rest is hand-written because no pass does it: onnx_ir's only attribute pass adds
+defaults (the opposite direction), its naming pass gives names to unnamed values but never shortens them, its
+metadata pass leaves the model's own metadata and producer, and nothing in onnx, onnx_ir or onnxruntime
+turns a per-channel zero point into a scalar (onnx's optimizer and ORT's graph optimizations fuse and fold,
+which can change numerics; here only storage changes). Tests check that ORT's outputs are bit-identical
+before and after.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from typing import Iterator
 
 import onnx
 from onnx import helper, numpy_helper
+from onnx_ir.passes.common import (
+    ClearMetadataAndDocStringPass,
+    DeduplicateHashedInitializersPass,
+    RemoveUnusedNodesPass,
+    RemoveUnusedOpsetsPass,
+)
+
+from edgecompress.onnx.graph_passes import run_ir_passes
 
 # op type -> input index of the weight zero point that may be a scalar instead of one value per channel.
 # Not QGemm: ORT's kernel requires its weight zero point and scale to have the same shape.
@@ -50,30 +62,36 @@ DOCUMENTED_DEFAULTS = {
 def compact_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` stored more compactly, in place, and returned; it computes exactly the same outputs.
 
-    Models with subgraphs (If, Loop, Scan) only lose metadata and default attributes: names are left alone.
+    Models with subgraphs (If, Loop, Scan) keep their names and zero points (the hand-written steps do not
+    follow values into subgraphs); onnx_ir's passes do, so those models still lose what is unused or shared.
 
     >>> compact = compact_graph(onnx.load("int8.onnx"))  # doctest: +SKIP
     """
-    graph = model.graph
     _drop_metadata(model)
-    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for attr in n.attribute):
-        return model
-    _drop_inferable_kernel_shapes(graph)
-    _scalar_zero_points(graph)
-    _dedupe_initializers(graph)
-    _short_names(graph)
-    _drop_unused_opsets(model)
+    _drop_default_attributes(model.graph)
+    names_too = not any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node for attr in n.attribute)
+    if names_too:
+        _drop_inferable_kernel_shapes(model.graph)
+        _scalar_zero_points(model.graph)
+    # Every size of tensor is deduplicated (the plain pass stops at 1024 elements); hashing keeps memory flat.
+    passes = (ClearMetadataAndDocStringPass(), DeduplicateHashedInitializersPass(), RemoveUnusedNodesPass(), RemoveUnusedOpsetsPass())
+    compact = run_ir_passes(model, *passes)
+    if names_too:
+        _short_names(compact.graph)
+    model.CopyFrom(compact)
     return model
 
 
 def _drop_metadata(model: onnx.ModelProto) -> None:
+    """The model's own metadata and name fields, and value_info (intermediate shapes: not needed to run)."""
     del model.metadata_props[:]
     model.doc_string = model.producer_name = model.producer_version = ""
-    graph = model.graph
-    graph.name, graph.doc_string = "g", ""
-    del graph.value_info[:]  # intermediate shape annotations: not needed to run
+    model.graph.name = "g"
+    del model.graph.value_info[:]
+
+
+def _drop_default_attributes(graph: onnx.GraphProto) -> None:
     for node in graph.node:
-        node.doc_string = ""
         defaults = DOCUMENTED_DEFAULTS.get(node.op_type, {})
         kept = [a for a in node.attribute if not (a.name in defaults and _all_equal(helper.get_attribute_value(a), defaults[a.name]))]
         del node.attribute[:]
@@ -106,21 +124,7 @@ def _scalar_zero_points(graph: onnx.GraphProto) -> None:
             zeros[tensor.data_type] = f"zero_point_{tensor.data_type}"
             scalar = numpy_helper.from_array(numpy_helper.to_array(tensor).reshape(-1)[:1].reshape(()), zeros[tensor.data_type])
             graph.initializer.append(scalar)
-        node.input[index] = zeros[tensor.data_type]
-    _drop_unused_initializers(graph)
-
-
-def _dedupe_initializers(graph: onnx.GraphProto) -> None:
-    """Identical constants (same type, shape and bytes) are stored once; the first name stays."""
-    first: dict[tuple, str] = {}
-    renamed: dict[str, str] = {}
-    for tensor in graph.initializer:
-        if tensor.name in _interface(graph):
-            continue
-        key = (tensor.data_type, tuple(tensor.dims), numpy_helper.to_array(tensor).tobytes())
-        renamed[tensor.name] = first.setdefault(key, tensor.name)
-    _rename_uses(graph, {old: new for old, new in renamed.items() if old != new})
-    _drop_unused_initializers(graph)
+        node.input[index] = zeros[tensor.data_type]  # the per-channel tensors it replaces: removed as unused
 
 
 def _short_names(graph: onnx.GraphProto) -> None:
@@ -163,17 +167,3 @@ def _rename_uses(graph: onnx.GraphProto, new: dict[str, str]) -> None:
     for node in graph.node:
         node.input[:] = [new.get(name, name) for name in node.input]
         node.output[:] = [new.get(name, name) for name in node.output]
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-
-
-def _drop_unused_opsets(model: onnx.ModelProto) -> None:
-    used = {node.domain for node in model.graph.node} | {""}
-    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
-    del model.opset_import[:]
-    model.opset_import.extend(kept)

@@ -1,4 +1,4 @@
-"""torch -> ONNX, one self-contained file with a dynamic batch axis."""
+"""torch -> ONNX, one self-contained file with a dynamic batch axis (checked on every input and output)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import onnx
 import torch
 from torch import nn
 
-from edgecompress.core.errors import RunFailure, first_line
+from edgecompress.core.errors import RunFailure, UserError, first_line
 from edgecompress.core.masks import finalized_copy
 from edgecompress.storage.files import atomic_path
 
@@ -25,6 +25,11 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
 
     The dynamo exporter is torch's maintained path (the TorchScript one is deprecated); it would write weights
     to an external file by default, which makes "the file's size" ambiguous, so we embed them.
+
+    The batch axis stays dynamic: a one-sample example is traced as two samples, because torch.export
+    specializes a size of 1 and the exporter then quietly fixes the axis at 1 wherever the graph lets it (a
+    GRU over image rows did), and ONNX Runtime refuses every other batch size. A model whose graph still
+    fixes axis 0 of an input or output is refused with a one-line UserError naming it.
     """
     model = finalized_copy(model)  # masks baked into plain weights: the mask itself must not ship
     was_training = model.training
@@ -34,7 +39,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
         with atomic_path(path) as tmp, quiet_exporter():
             program = torch.onnx.export(
                 model,
-                (example_input,),
+                (traced_batch(example_input),),
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes=({0: batch},),
@@ -43,8 +48,9 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
                 verbose=False,
             )
             proto = strip_debug_metadata(program.model_proto)
+            check_dynamic_batch(proto, type(model).__name__)
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
-    except RunFailure:
+    except (RunFailure, UserError):
         raise
     except Exception as exc:
         first = first_line(exc)
@@ -52,6 +58,31 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     finally:
         model.train(was_training)
     return Path(path)
+
+
+def traced_batch(example_input: torch.Tensor) -> torch.Tensor:
+    """The example the exporter traces: at least two samples (a copy of the first when there is one)."""
+    if example_input.dim() == 0 or example_input.shape[0] >= 2:
+        return example_input
+    return example_input[:1].repeat(2, *[1] * (example_input.dim() - 1))
+
+
+def check_dynamic_batch(model: onnx.ModelProto, name: str = "the model") -> None:
+    """A one-line UserError naming the first graph input or output whose axis 0 (the batch) is a fixed size.
+
+    >>> check_dynamic_batch(onnx.load("model.onnx"))  # doctest: +SKIP
+    """
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    for kind, values in (("input", graph.input), ("output", graph.output)):
+        for value in values:
+            dims = value.type.tensor_type.shape.dim
+            if value.name in initializers or not dims or not dims[0].HasField("dim_value"):
+                continue  # a named or unnamed symbolic size: any batch
+            raise UserError(
+                f"export: {name} fixes the batch axis (axis 0) of its ONNX {kind} {value.name!r} at {dims[0].dim_value}, so ONNX Runtime would "
+                "refuse other batch sizes; make forward() follow x.shape[0] (no fixed batch in view/reshape or initial states)"
+            )
 
 
 @contextlib.contextmanager

@@ -76,15 +76,36 @@ def _first_batch(loader, role: str):
     return batch
 
 
+BATCH_FIX = "make forward() follow x.shape[0] (no fixed batch in view/reshape or initial states)"
+
+
 def _check_model_runs(model: nn.Module, inputs: torch.Tensor) -> None:
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(inputs)
-    except Exception as exc:
-        first = first_line(exc)
-        shape = "x".join(map(str, inputs.shape[1:]))
-        raise UserError(f"data: samples of shape {shape} do not fit {type(model).__name__}: {first}") from None
+            try:
+                model(inputs[:1])
+            except Exception as exc:
+                first = first_line(exc)
+                shape = "x".join(map(str, inputs.shape[1:]))
+                raise UserError(f"data: samples of shape {shape} do not fit {type(model).__name__}: {first}") from None
+            _check_batch_axis(model, inputs[:1])
     finally:
         model.train(was_training)
+
+
+def _check_batch_axis(model: nn.Module, sample: torch.Tensor) -> None:
+    """Axis 0 is the batch, of any size: the exported file is scored in batches (of 256) in ONNX Runtime,
+    so a model that only runs on one sample, or that folds the batch into another axis, is refused here,
+    before any training, rather than after it at the first scoring."""
+    name = type(model).__name__
+    for size in (1, 3):
+        batch = sample.repeat(size, *[1] * (sample.dim() - 1))
+        try:
+            output = model(batch)
+        except Exception as exc:
+            raise UserError(f"model: {name} fails on a batch of {size} samples ({first_line(exc)}); {BATCH_FIX}") from None
+        if isinstance(output, torch.Tensor) and (output.dim() == 0 or output.shape[0] != size):
+            got = "x".join(map(str, output.shape)) or "a scalar"
+            raise UserError(f"model: {name} returns {got} for a batch of {size}; axis 0 of its output must be the batch: {BATCH_FIX}")

@@ -16,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecompress.core.errors import UserError
+from edgecompress.onnx.graph_passes import remove_unused
 
 MIN_ROWS = 4096  # vocabulary tables; position and token-type tables are small and touch every token
 
@@ -69,10 +70,7 @@ def quantize_embedding_tables(model: onnx.ModelProto, bits: int = 8, block_size:
         return result, []
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {i for n in graph.node for i in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    result = remove_unused(result)
     if not any(o.domain == "com.microsoft" for o in result.opset_import):
         result.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return result, done

@@ -20,6 +20,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
+from edgecompress.onnx.graph_passes import remove_unused
 from edgecompress.storage.files import atomic_path
 
 
@@ -83,13 +84,9 @@ def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(helper.make_node("MatMul", [node.input[0], name], [product], name=f"{node.name}_MatMul"))
         if has_bias:
             nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
-    used = {i for n in nodes for i in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
     del graph.node[:]
     graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return model
+    return remove_unused(model)
 
 
 def _save(model: onnx.ModelProto, target: str | Path) -> Path:

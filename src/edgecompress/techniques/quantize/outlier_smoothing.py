@@ -21,6 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecompress.core.errors import UserError
+from edgecompress.onnx.graph_passes import remove_unused
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,8 @@ def smooth_outlier_channels(model: onnx.ModelProto, channel_absmax: dict[str, np
         raise UserError("quantize.outlier_channels: no weight MatMul input has calibration ranges; nothing to smooth")
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {i for n in graph.node for i in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept + new_weights)
-    return SmoothingResult(result, chosen)
+    graph.initializer.extend(new_weights)
+    return SmoothingResult(remove_unused(result), chosen)
 
 
 def _outlier_scales(name: str, absmax: np.ndarray, channels: int) -> tuple[np.ndarray, list[int]]:
