@@ -1,20 +1,18 @@
-"""Terminal summary of a run (rich table), printed by the CLI after the files are written."""
+"""Terminal summary of a run, printed by the CLI after the files are written (whole values at any width)."""
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from edgecompress.core.sizes import format_bytes
+from edgecompress.reporting.terminal import Grid
 
 
-def run_summary_table(result) -> Table:
+def run_summary_grid(result) -> Grid:
+    """One row per model (baseline, then each stage); `reporting.terminal.print_grid` lays it out."""
     metric = result.task.metric
-    table = Table(title=f"edgecompress: {result.task.name} ({result.out_dir})")
-    for header in ("model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", "b256 latency", "b256 speed"):
-        table.add_column(header, justify="left" if header == "model" else "right")
+    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", "b256 latency", "b256 speed"]
     base = result.baseline
-    for m in [base, *result.stages]:
-        table.add_row(
+    rows = [
+        [
             m.name,
             f"{m.score:.2f}{metric.unit}",
             format_bytes(m.artifact_bytes),
@@ -25,5 +23,7 @@ def run_summary_table(result) -> Table:
             f"{m.latency[1].median_ms * 1000:.1f} us",
             f"{m.latency[256].median_ms:.3f} ms",
             f"{base.latency[256].median_ms / m.latency[256].median_ms:.2f}x",
-        )
-    return table
+        ]
+        for m in [base, *result.stages]
+    ]
+    return Grid(f"edgecompress: {result.task.name} ({result.out_dir})", headers, rows)
