@@ -96,10 +96,13 @@ def run_command(
 
 def _print_run_summary(result) -> None:
     """The summary table (whole values at any width: reporting/terminal.py) and where the files are."""
-    from edgecompress.reporting.summary import run_summary_grid
+    from edgecompress.reporting.summary import latency_note, run_summary_grid
     from edgecompress.reporting.terminal import print_grid
 
     print_grid(console, run_summary_grid(result))
+    note = latency_note(result)
+    if note:
+        _print_line(note)
     _print_line(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
 
 

@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 
 from edgecompress.core.sizes import format_bytes
+from edgecompress.reporting.latency_noise import speedup
 from edgecompress.reporting.report.layer_paths import LayerPath
 
 CAPTIONS = {
@@ -26,12 +27,14 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
     metric = result.task.metric
     unit = metric.unit
     summary = document["summary"]
-    speed = summary["speedup"].get("batch_256")
+    env = document["environment"]
+    base_latency, final_latency = result.baseline.latency.get(256), result.final.latency.get(256)
+    speed = speedup(base_latency, final_latency, 256, env.get("load_average_1min"), env.get("cpus") or 1) if base_latency and final_latency else None
     headline = (
         f"{metric.name}: {result.baseline.score:.2f}{unit} → {result.final.score:.2f}{unit} "
         f"({summary['score_change']:+.2f}); file {format_bytes(result.baseline.artifact_bytes)} → "
         f"{format_bytes(result.final.artifact_bytes)} ({summary['size_ratio']:.1f}x smaller)"
-        + (f"; {speed:.2f}x faster at batch 256" if speed else "")
+        + (f"; {speed.headline()}" if speed else "")
     )
     figures = "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
@@ -39,7 +42,6 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
         f'<span class="note">(plots/{html.escape(name)})</span></figcaption></figure>'
         for name, path in images.items()
     )
-    env = document["environment"]
     env_text = ", ".join(f"{k} {v}" for k, v in env.items() if v)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
