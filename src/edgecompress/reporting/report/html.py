@@ -17,7 +17,8 @@ from edgecompress.reporting.report.layer_paths import LayerPath
 CAPTIONS = {
     "stages.png": "Size on disk, metric and latency (batch 1 and 256, relative to the baseline) of each stage's artifact.",
     "layers.png": "Parameters and MACs per layer, baseline vs compressed (before quantization).",
-    "weights.png": "Weight histograms of the largest layers: before (grey) and after (blue, non-zero weights only).",
+    "weights.png": "Weight histograms of the largest layers, in float before int8 quantization: before (grey) and after "
+    "(blue, non-zero weights only). int8 scales are per channel, so no grid is drawn; the table above names the values the file holds.",
     "sweep.png": "Metric vs sparsity and vs packed size, from the sweep in sweep/ (stars: sweet spots).",
 }
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
