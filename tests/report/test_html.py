@@ -18,5 +18,6 @@ def test_names_from_a_run_are_escaped_everywhere_they_appear(pruned_run):
     assert "<script>" not in page
     escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &#34;q&#34;"
     assert page.count(escaped) == 3  # the title, the heading and the layer's row
+    assert f"<h1>edgecompress report: DigitsCNN on {escaped}</h1>" in page
     assert f'<tr><td class="text">{escaped}</td><td class="text">Conv2d</td><td>4x1x3x3</td><td>2x1x3x3</td><td>18 of 36</td>' in page
     assert "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\"" in page  # the policy itself is not escaped

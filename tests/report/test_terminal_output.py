@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from edgecompress.cli import main
+from edgecompress.core.models import DigitsCNN
 from edgecompress.reporting.summary import run_summary_grid
 from edgecompress.reporting.terminal import Grid, grid_lines, print_grid
 from edgecompress.runtime.latency import Latency
@@ -78,10 +79,11 @@ def _measurement(name, score, size, ms):
 
 def test_the_run_summary_is_whole_at_80_columns():
     metric = SimpleNamespace(name="accuracy", unit="%")
-    result = SimpleNamespace(task=SimpleNamespace(name="digits", metric=metric), out_dir="runs/demo",
+    result = SimpleNamespace(task=SimpleNamespace(name="digits", metric=metric), out_dir="runs/demo", baseline_model=DigitsCNN(),
                              baseline=_measurement("baseline", 98.333, 214_508, 0.863),
                              stages=[_measurement("finetune", 98.611, 57_314, 0.345), _measurement("quantize", 98.333, 16_194, 0.282)])
     grid = run_summary_grid(result)
+    assert grid.title == "edgecompress: DigitsCNN on digits (runs/demo)"
     lines = grid_lines(grid, 80)
     assert max(len(line) for line in lines) <= 80 and _whole(lines, grid)
     assert "98.33%" in "\n".join(lines) and "98.61%" in "\n".join(lines)

@@ -31,7 +31,7 @@ def run_summary_grid(result) -> Grid:
         ]
         for m in [base, *result.stages]
     ]
-    return Grid(f"edgecompress: {result.task.name} ({result.out_dir})", headers, rows)
+    return Grid(f"edgecompress: {type(result.baseline_model).__name__} on {result.task.name} ({result.out_dir})", headers, rows)
 
 
 def latency_note(result) -> str | None:

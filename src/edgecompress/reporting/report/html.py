@@ -28,7 +28,7 @@ TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ policy|safe }}">
 <link rel="icon" href="data:,">
-<title>edgecompress report: {{ task }}</title>
+<title>edgecompress report: {{ model }} on {{ task }}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -36,7 +36,7 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.text { text-align: left; } tr.ratio td { font-weight: bold; background: #f7fbf7; }
 img { max-width: 100%; } figure { margin: 1.5em 0; } .note { color: #555; font-size: 0.9em; }
 </style></head><body>
-<h1>edgecompress report: {{ task }}</h1>
+<h1>edgecompress report: {{ model }} on {{ task }}</h1>
 <p><strong>{{ headline }}</strong></p>
 <h2>Baseline vs final</h2>
 <table><tr><th>model</th><th>{{ metric }}</th><th>artifact</th><th>size on disk</th><th>packed (.ecz)</th><th>params</th>
@@ -79,6 +79,7 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
     return template.render(
         policy=POLICY,
         task=result.task.name,
+        model=type(result.baseline_model).__name__,  # the user's model, by its class
         metric=metric.name,
         headline=_headline(result, document),
         model_rows=model_rows,
