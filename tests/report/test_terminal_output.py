@@ -111,3 +111,23 @@ def test_inspect_on_a_narrow_terminal_keeps_every_line_within_it(tmp_path, monke
     for name in ("conv1", "conv2", "fc1", "fc2", "total"):
         assert name in table_lines
     assert "  MACs      294,912" in table_lines and "  params    53,002" in table_lines
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_demos_summary_is_whole_on_an_80_column_terminal_and_in_a_log(demo_run, terminal, monkeypatch):
+    import edgecompress.cli as cli
+
+    result, metrics = demo_run
+    out = Console(file=io.StringIO(), force_terminal=terminal, width=80, color_system=None)
+    monkeypatch.setattr(cli, "console", out)
+    cli._print_run_summary(result)
+    lines = out.file.getvalue().splitlines()
+    if terminal:
+        assert max(len(line) for line in lines if not line.startswith(("edgecompress:", "report:", "latency noisy:"))) <= 80
+    assert not [line for line in lines if line != line.rstrip()] and "…" not in "\n".join(lines)
+    text = "\n".join(lines)
+    for m in (metrics["baseline"], *metrics["stages"]):
+        assert f"{m['score']:.2f}%" in text and f"{m['nonzero_params']:,}" in text and f"{m['macs']:,}" in text
+        assert f"{m['latency_ms']['batch_256']:.3f} ms" in text
+    low, high = metrics["summary"]["speedup_interval"]["batch_256"]
+    assert f"{low:.2f}x-{high:.2f}x" in text
