@@ -40,8 +40,8 @@ def latency_note(result) -> str | None:
     The load average is the one metrics.json recorded right after the timing (now, if it has none).
     """
     try:
-        environment = json.loads((result.out_dir / "metrics.json").read_text(encoding="utf-8"))["environment"]
-        load, cpus = environment["load_average_1min"], environment["cpus"]
+        conditions = json.loads((result.out_dir / "metrics.json").read_text(encoding="utf-8"))["latency_conditions"]
+        load, cpus = conditions["load_average_1min"], conditions["cpus"]
     except (OSError, ValueError, KeyError, TypeError):
         load, cpus = machine_load()
     final = speedup(result.baseline.latency[SPEED_BATCH], result.final.latency[SPEED_BATCH], SPEED_BATCH, load, cpus)

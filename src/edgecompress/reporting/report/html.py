@@ -99,9 +99,9 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
 
 def _headline(result, document: dict) -> str:
     unit = result.task.metric.unit
-    summary, env = document["summary"], document["environment"]
+    summary, conditions = document["summary"], document.get("latency_conditions", {})
     base_latency, final_latency = result.baseline.latency.get(256), result.final.latency.get(256)
-    speed = speedup(base_latency, final_latency, 256, env.get("load_average_1min"), env.get("cpus") or 1) if base_latency and final_latency else None
+    speed = speedup(base_latency, final_latency, 256, conditions.get("load_average_1min"), conditions.get("cpus") or 1) if base_latency and final_latency else None
     return (
         f"{result.task.metric.name}: {result.baseline.score:.2f}{unit} → {result.final.score:.2f}{unit} "
         f"({summary['score_change']:+.2f}); file {format_bytes(result.baseline.artifact_bytes)} → "
