@@ -50,7 +50,7 @@ def test_metrics_json_records_the_interval_the_verdict_and_the_load(pruned_run, 
     base, final = pruned_run.baseline.latency[256], pruned_run.final.latency[256]
     assert document["summary"]["speedup_interval"]["batch_256"] == pytest.approx([base.p25_ms / final.p75_ms, base.p75_ms / final.p25_ms])
     assert "load average 7.5 on 2 CPUs" in document["summary"]["latency_noisy"]["batch_256"]
-    assert document["latency_conditions"] == {"load_average_1min": 7.5, "cpus": 2}
+    assert document["summary"]["latency_conditions"] == {"load_average_1min": 7.5, "cpus": 2}
 
 
 def test_the_report_headline_carries_the_interval_and_withholds_a_noisy_speedup(pruned_run, monkeypatch):
@@ -66,11 +66,11 @@ def test_the_report_headline_carries_the_interval_and_withholds_a_noisy_speedup(
 
 
 def test_the_cli_summary_says_when_the_latency_is_noisy(tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps({"latency_conditions": {"load_average_1min": 4.2, "cpus": 2}}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"summary": {"latency_conditions": {"load_average_1min": 4.2, "cpus": 2}}}))
     result = SimpleNamespace(out_dir=tmp_path, baseline=SimpleNamespace(latency={256: BASE}), final=SimpleNamespace(latency={256: FAST}))
     assert latency_note(result) == (
         "latency noisy: load average 4.2 on 2 CPUs. The final model's batch-256 speedup is somewhere in 2.32x-2.69x; "
         "time it again on a quiet machine before quoting one number."
     )
-    (tmp_path / "metrics.json").write_text(json.dumps({"latency_conditions": {"load_average_1min": 0.5, "cpus": 2}}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"summary": {"latency_conditions": {"load_average_1min": 0.5, "cpus": 2}}}))
     assert latency_note(result) is None

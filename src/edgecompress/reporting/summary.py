@@ -40,7 +40,7 @@ def latency_note(result) -> str | None:
     The load average is the one metrics.json recorded right after the timing (now, if it has none).
     """
     try:
-        conditions = json.loads((result.out_dir / "metrics.json").read_text(encoding="utf-8"))["latency_conditions"]
+        conditions = json.loads((result.out_dir / "metrics.json").read_text(encoding="utf-8"))["summary"]["latency_conditions"]
         load, cpus = conditions["load_average_1min"], conditions["cpus"]
     except (OSError, ValueError, KeyError, TypeError):
         load, cpus = machine_load()

@@ -99,7 +99,8 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
 
 def _headline(result, document: dict) -> str:
     unit = result.task.metric.unit
-    summary, conditions = document["summary"], document.get("latency_conditions", {})
+    summary = document["summary"]
+    conditions = summary.get("latency_conditions", {})
     base_latency, final_latency = result.baseline.latency.get(256), result.final.latency.get(256)
     speed = speedup(base_latency, final_latency, 256, conditions.get("load_average_1min"), conditions.get("cpus") or 1) if base_latency and final_latency else None
     return (

@@ -29,6 +29,8 @@ def metrics_document(result) -> dict:
             "speedup": {f"batch_{b}": _ratio(base.latency.get(b), final.latency.get(b)) for b in base.latency},
             "speedup_interval": {f"batch_{b}": [s.low, s.high] for b, s in speedups.items()},
             "latency_noisy": {f"batch_{b}": list(s.reasons) for b, s in speedups.items()},
+            # how busy the machine was while it timed: a timing condition, it differs run to run as latencies do
+            "latency_conditions": {"load_average_1min": load, "cpus": cpus},
         },
         "measurement": {
             "score": "task metric computed by ONNX Runtime on each artifact, over the whole evaluation set",
@@ -42,8 +44,6 @@ def metrics_document(result) -> dict:
             "params": "parameters of the model the artifact was made from (quantization keeps the count)",
         },
         "environment": environment(),
-        # how busy the machine was while it timed: a timing condition, so it differs run to run as latencies do
-        "latency_conditions": {"load_average_1min": load, "cpus": cpus},
     }
 
 
