@@ -8,10 +8,18 @@ PY := $(VENV)/bin/python
 # onnxruntime (tools/emulation/setup-arm64.sh: Debian's arm64 python3.11 + PyPI's aarch64 wheels, ~64 MB).
 EMULATION_DIR ?= $(HOME)/.cache/edgecompress/emulation
 
-# torch is pinned to the CPU build 2.13.0 through constraints.txt (a newer torch would pull a CUDA build).
+# CPU-only torch first, from PyTorch's CPU wheel index as its install guide does (pytorch.org/get-started):
+# from PyPI, pip would pick a CUDA build (torch + 15 nvidia packages + triton, ~3 GB). The package then finds
+# torch installed and keeps it, and installs torch's own dependencies from the usual index (hence --no-deps:
+# one request to the CPU index, not one per dependency). constraints.txt pins the CPU build 2.13.0 for CI.
+# Offline, with a local wheel folder in pip's configuration (`pip config list`), pip takes torch from there
+# after the index fails to answer (a few warnings, ~10 s); `make install TORCH_INDEX=` skips the index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt torch $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 

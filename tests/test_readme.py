@@ -37,3 +37,26 @@ def test_readme_demo_size_claims_match_a_real_run(demo_run):
     storage = metrics["final"]["storage_bytes"]
     assert abs(storage - int(claimed.replace(",", ""))) <= 0.01 * storage
     assert abs(base / storage - float(ratio)) <= 0.01 * float(ratio)
+
+
+def _make_install_commands(*overrides: str) -> list[str]:
+    """The commands `make install` would run on a fresh clone (make -n: printed, nothing run)."""
+    import subprocess
+
+    root = README.parent
+    done = subprocess.run(["make", "-n", "-B", "install", "VENV=/nonexistent-venv", *overrides], cwd=root,
+                          capture_output=True, text=True, check=True)
+    return [line for line in done.stdout.splitlines() if " pip install" in line]
+
+
+def test_make_install_takes_cpu_torch_from_pytorchs_index_before_the_package():
+    index = "https://download.pytorch.org/whl/cpu"
+    commands = _make_install_commands()
+    torch_line = next(i for i, c in enumerate(commands) if c.endswith(f"-c constraints.txt torch --index-url {index}"))
+    package_line = next(i for i, c in enumerate(commands) if c.endswith('-c constraints.txt -e ".[dev]"'))
+    assert torch_line < package_line  # the package then finds torch installed and keeps the CPU build
+    assert not [c for c in _make_install_commands("TORCH_INDEX=") if "--index-url" in c]  # offline: pip's own config
+    text = README.read_text()
+    set_up = text[text.index("## Set-up"):text.index("## The demo")]
+    assert f"pip install torch --index-url {index}" in set_up and "pip install ." in set_up
+    assert set_up.index(f"pip install torch --index-url {index}") < set_up.index("pip install .")

@@ -68,3 +68,25 @@ def test_a_layer_only_quantized_says_just_how_it_is_stored(pruned_run):
     result = pruned_run
     paths = layer_paths(result.baseline_model, result.baseline_model, result.out_dir / "final.onnx")
     assert [p.path for p in paths] == ["stored as int8 per channel"] * 4
+
+
+def test_ternary_layers_say_the_values_the_shipped_file_holds(demo_run, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    result, _ = demo_run
+    final = result.out_dir / "final.onnx"
+    paths = {p.name: p.path for p in layer_paths(result.baseline_model, result.final_torch_model, final)}
+    for name in ("conv2", "fc1"):  # the ternary layers: the file holds -64, 0 and 64 and nothing else
+        assert paths[name].endswith("stored as int8 per channel with only the values {-64, 0, 64}"), paths[name]
+        assert "grid" not in paths[name]
+    assert paths["conv1"].endswith("stored as int8 per channel") and paths["fc2"].endswith("stored as int8 per channel")
+
+    model = onnx.load(str(final))  # the same model with the ternary weights stored as +-127: the text follows the file
+    for i, tensor in enumerate(model.graph.initializer):
+        if tensor.name == "conv2.weight_quantized":
+            values = numpy_helper.to_array(tensor)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array((values // 64 * 127).astype(values.dtype), tensor.name))
+    onnx.save(model, str(tmp_path / "wide.onnx"))
+    paths = {p.name: p.path for p in layer_paths(result.baseline_model, result.final_torch_model, tmp_path / "wide.onnx")}
+    assert paths["conv2"].endswith("with only the values {-127, 0, 127}")

@@ -51,7 +51,7 @@ def test_demo_report_loads_without_console_errors_and_every_image_renders(demo_r
     result, metrics = demo_run
     page = browser.open(result.out_dir / "report.html")
     _assert_renders(page, result.out_dir, ["stages.png", "layers.png", "weights.png"])
-    assert page.title == "edgecompress report: digits"
+    assert page.title == "edgecompress report: DigitsCNN on digits"  # the model, not only the task
     assert f"{metrics['final']['score']:.2f}%" in page.text and f"{metrics['final']['storage_bytes'] / 1000:.1f} KB" in page.text
     for name in ("stages.png", "layers.png", "weights.png"):  # the README's top-level copies are the same files
         assert (result.out_dir / name).read_bytes() == (result.out_dir / "plots" / name).read_bytes()

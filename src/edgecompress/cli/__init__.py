@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _options = {"debug": False}
-console = Console()  # results go to stdout; progress and logs go to stderr
+console = Console(soft_wrap=True)  # results go to stdout, whole lines (the terminal wraps them); progress and logs go to stderr
 MAX_SEED = 2**32 - 1  # as edgecompress.core.seeding.MAX_SEED (imported lazily: help needs no torch)
 
 _RESUME_RUN_HELP = "Continue the run in --out (killed or finished): reuse its trained baseline and finished stages; the result is the same as an uninterrupted run."
@@ -65,11 +65,9 @@ def demo(
     A directory holding an earlier run is refused unless --resume or --force.
     """
     from edgecompress.orchestration.demo import run_demo
-    from edgecompress.reporting.summary import run_summary_table
 
     result = run_demo(out, seed=seed, target=check_target(target), resume=resume, force=force)
-    console.print(run_summary_table(result))
-    console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
+    _print_run_summary(result)
 
 
 @app.command("run")
@@ -90,12 +88,27 @@ def run_command(
     an earlier run is refused unless --resume or --force; files edgecompress did not write are never deleted.
     """
     from edgecompress.orchestration.recipe import load_recipe, run_recipe
-    from edgecompress.reporting.summary import run_summary_table
 
     loaded = load_recipe(recipe, seed=seed, target=check_target(target) if target else None)
     result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume, force=force, trust_code=trust_code)
-    console.print(run_summary_table(result))
-    console.print(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
+    _print_run_summary(result)
+
+
+def _print_run_summary(result) -> None:
+    """The summary table (whole values at any width: reporting/terminal.py) and where the files are."""
+    from edgecompress.reporting.summary import latency_note, run_summary_grid
+    from edgecompress.reporting.terminal import print_grid
+
+    print_grid(console, run_summary_grid(result))
+    note = latency_note(result)
+    if note:
+        _print_line(note)
+    _print_line(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
+
+
+def _print_line(text: str) -> None:
+    """One whole line on stdout: the terminal wraps it, a log keeps it; never cut, padded or read as markup."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("inspect")
@@ -114,8 +127,9 @@ def inspect_command(
     from edgecompress.core.models import load_model
     from edgecompress.core.sizes import parse_size
     from edgecompress.inspect import advise_target_size, check_saved_size, layer_table
-    from edgecompress.inspect.render import advice_lines, layers_json, layers_rich_table, saved_size_line
+    from edgecompress.inspect.render import advice_lines, layers_grid, layers_json, saved_size_line
     from edgecompress.reporting.plotting.layer_charts import plot_layers
+    from edgecompress.reporting.terminal import print_grid
     from edgecompress.storage.files import atomic_write_text
     from edgecompress.storage.paths import check_output_dir
     from edgecompress.storage.rundir import owned_run_dir
@@ -135,11 +149,11 @@ def inspect_command(
         chart = plot_layers({loaded.source: table}, owned / "layers.png", title=loaded.source)
         atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
 
-    console.print(layers_rich_table(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
-    console.print(saved_size_line(saved))
+    print_grid(console, layers_grid(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
+    _print_line(saved_size_line(saved))
     for line in advice_lines(advice) if advice else []:
-        console.print(line)
-    console.print(f"charts: {chart}   table: {out / 'layers.json'}")
+        _print_line(line)
+    _print_line(f"charts: {chart}   table: {out / 'layers.json'}")
 
 
 _JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each) [default: the recipe's execution.jobs, else 1]."

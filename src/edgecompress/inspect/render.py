@@ -1,24 +1,24 @@
-"""How inspection results are shown: a rich table for the terminal, lines of advice, and JSON."""
+"""How inspection results are shown: a table for the terminal or a log (every value whole), lines of advice,
+and JSON."""
 
 from __future__ import annotations
-
-from rich.table import Table
 
 from edgecompress.core.sizes import format_bytes
 from edgecompress.inspect.layers import LayerTable
 from edgecompress.inspect.saved_size import SavedSizeCheck
 from edgecompress.inspect.target import TargetAdvice
+from edgecompress.reporting.terminal import Grid
 
 
-def layers_rich_table(table: LayerTable, title: str) -> Table:
-    out = Table(title=title)
-    for header in ("layer", "type", "shape", "params", "bytes", "MACs", "sparsity", "dtype"):
-        out.add_column(header, justify="right" if header in ("params", "bytes", "MACs", "sparsity") else "left")
-    for r in table.rows:
-        out.add_row(r.name, r.type, r.shape, f"{r.params:,}", f"{r.bytes:,}", f"{r.macs:,}", f"{r.sparsity:.1%}", r.dtype)
-    out.add_section()
-    out.add_row("total", "", "", f"{table.params:,}", f"{table.bytes:,}", f"{table.macs:,}", f"{table.sparsity:.1%}", "", style="bold")
-    return out
+def layers_grid(table: LayerTable, title: str) -> Grid:
+    """The per-layer table; `reporting.terminal.print_grid` lays it out for the terminal's width."""
+    rows = [
+        [r.name, r.type, r.shape, f"{r.params:,}", f"{r.bytes:,}", f"{r.macs:,}", f"{r.sparsity:.1%}", r.dtype]
+        for r in table.rows
+    ]
+    rows.append(["total", "", "", f"{table.params:,}", f"{table.bytes:,}", f"{table.macs:,}", f"{table.sparsity:.1%}", ""])
+    headers = ["layer", "type", "shape", "params", "bytes", "MACs", "sparsity", "dtype"]
+    return Grid(title, headers, rows, text_columns=frozenset({0, 1, 2, 7}), bold_rows=frozenset({len(rows) - 1}))
 
 
 def saved_size_line(check: SavedSizeCheck) -> str:

@@ -1,20 +1,23 @@
-"""Terminal summary of a run (rich table), printed by the CLI after the files are written."""
+"""Terminal summary of a run, printed by the CLI after the files are written (whole values at any width)."""
 
 from __future__ import annotations
 
-from rich.table import Table
+import json
 
 from edgecompress.core.sizes import format_bytes
+from edgecompress.reporting.latency_noise import machine_load, speedup
+from edgecompress.reporting.terminal import Grid
+
+SPEED_BATCH = 256
 
 
-def run_summary_table(result) -> Table:
+def run_summary_grid(result) -> Grid:
+    """One row per model (baseline, then each stage); `reporting.terminal.print_grid` lays it out."""
     metric = result.task.metric
-    table = Table(title=f"edgecompress: {result.task.name} ({result.out_dir})")
-    for header in ("model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", "b256 latency", "b256 speed"):
-        table.add_column(header, justify="left" if header == "model" else "right")
+    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", "b256 latency", "b256 speedup (p25-p75)"]
     base = result.baseline
-    for m in [base, *result.stages]:
-        table.add_row(
+    rows = [
+        [
             m.name,
             f"{m.score:.2f}{metric.unit}",
             format_bytes(m.artifact_bytes),
@@ -24,6 +27,25 @@ def run_summary_table(result) -> Table:
             f"{m.macs:,}",
             f"{m.latency[1].median_ms * 1000:.1f} us",
             f"{m.latency[256].median_ms:.3f} ms",
-            f"{base.latency[256].median_ms / m.latency[256].median_ms:.2f}x",
-        )
-    return table
+            "-" if m is base else speedup(base.latency[SPEED_BATCH], m.latency[SPEED_BATCH], SPEED_BATCH, None, 1).interval,
+        ]
+        for m in [base, *result.stages]
+    ]
+    return Grid(f"edgecompress: {type(result.baseline_model).__name__} on {result.task.name} ({result.out_dir})", headers, rows)
+
+
+def latency_note(result) -> str | None:
+    """A line saying the batch-256 speedup is noisy, and why; None when it is not.
+
+    The load average is the one metrics.json recorded right after the timing (now, if it has none).
+    """
+    try:
+        conditions = json.loads((result.out_dir / "metrics.json").read_text(encoding="utf-8"))["summary"]["latency_conditions"]
+        load, cpus = conditions["load_average_1min"], conditions["cpus"]
+    except (OSError, ValueError, KeyError, TypeError):
+        load, cpus = machine_load()
+    final = speedup(result.baseline.latency[SPEED_BATCH], result.final.latency[SPEED_BATCH], SPEED_BATCH, load, cpus)
+    if not final.noisy:
+        return None
+    return (f"latency noisy: {'; '.join(final.reasons)}. The final model's batch-{SPEED_BATCH} speedup is somewhere in "
+            f"{final.interval}; time it again on a quiet machine before quoting one number.")

@@ -19,6 +19,7 @@ from pathlib import Path
 from torch import nn
 
 from edgecompress.core.evaluate import score_onnx
+from edgecompress.core.progress import labelled
 from edgecompress.core.tasks.task import Task
 from edgecompress.orchestration.pipeline.stages import StageConfig
 from edgecompress.orchestration.trials.store import TrialStore, fingerprint
@@ -72,7 +73,8 @@ def run_fit_trial(shared: FitShared, trial: FitTrial) -> FinishedCandidate:
 
     task = shared.task
     selection = task.scored_on(task.val_loader) if task.val_loader is not None else task
-    with tempfile.TemporaryDirectory(prefix="edgecompress-candidate-") as folder:
+    candidate = f"candidate {trial.directory.rsplit('/', 1)[-1]} ({trial.label})"  # on each of its progress lines
+    with tempfile.TemporaryDirectory(prefix="edgecompress-candidate-") as folder, labelled(candidate):
         run = compress(shared.model, task, list(trial.stages), folder, seed=shared.seed, target=shared.target)
         size = run.final.storage_bytes if shared.size_of == "packed" else run.final.artifact_bytes
         if selection is task:

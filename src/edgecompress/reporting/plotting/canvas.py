@@ -21,6 +21,6 @@ def figure(path: str | Path, ncols: int = 1, width: float = 6.0, height: float =
         yield fig, list(axes[0])
         fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # also holds legends placed outside the axes
     finally:
         plt.close(fig)

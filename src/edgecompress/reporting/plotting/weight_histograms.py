@@ -1,4 +1,4 @@
-"""Weight histograms before and after compression, with the int8 grid the weights will be stored on."""
+"""Weight histograms before and after compression, in float (the last PyTorch form, before int8)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ MAX_PANELS = 4
 def plot_weight_histograms(before: nn.Module, after: nn.Module, path: str | Path) -> Path:
     """One panel per largest weighted layer: weights before (grey) and after (blue, zeros counted apart).
 
-    The thin vertical lines are the per-tensor int8 grid (max |w| / 127) of the compressed weights, so one
-    sees how finely int8 resolves them; after 4-bit or ternary QAT the weights sit on far fewer levels.
+    No int8 grid is drawn: int8 scales are per output channel, so one set of grid lines for a whole layer
+    would place most channels' levels wrongly. The report's layer table names the values the file holds.
     """
     weights_before = _weights(before)
     weights_after = _weights(after)
@@ -32,15 +32,14 @@ def plot_weight_histograms(before: nn.Module, after: nn.Module, path: str | Path
             if before_w is not None:
                 ax.hist(before_w, bins=bins, color="#bbbbbb", label="before")
             ax.hist(nonzero, bins=bins, color="#1f77b4", alpha=0.8, label="after (non-zero)")
-            step = (float(np.abs(after_w).max()) or 1.0) / 127
-            for level in np.arange(-127, 128, 8) * step:  # every 8th int8 level keeps the comb readable
-                ax.axvline(level, color="#d62728", linewidth=0.4, alpha=0.35)
             zeros = 1.0 - nonzero.size / after_w.size
             ax.set_title(f"{name}: {after_w.size:,} weights, {zeros:.0%} zero", fontsize=9)
             ax.set_yscale("log")
+            ax.set_xlabel("weight value (float)", fontsize=8)
+            ax.set_ylabel("weights per bin (log scale)", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.legend(fontsize=7)
-        fig.suptitle("weights before and after (red: every 8th int8 level)", fontsize=10)
+        fig.suptitle("weights before and after compression (float, before int8 quantization)", fontsize=10)
     return Path(path)
 
 

@@ -1,84 +1,122 @@
 """report.html: one self-contained page (tables and the PNGs inlined), readable offline and mailable.
 
-A Content-Security-Policy forbids every fetch except inline data: a page that referred to any outside file
-would show errors in the browser's console, and the browser test (tests/report) would fail.
+Rendered by a jinja2 template with autoescaping: every value from a run (names, paths, a user's layer names)
+is escaped by the template, never by hand. A Content-Security-Policy forbids every fetch except inline data:
+a page that referred to any outside file would show errors in the browser's console, and the browser test
+(tests/report) would fail.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 from edgecompress.core.sizes import format_bytes
+from edgecompress.reporting.latency_noise import speedup
 from edgecompress.reporting.report.layer_paths import LayerPath
 
 CAPTIONS = {
     "stages.png": "Size on disk, metric and latency (batch 1 and 256, relative to the baseline) of each stage's artifact.",
     "layers.png": "Parameters and MACs per layer, baseline vs compressed (before quantization).",
-    "weights.png": "Weight histograms of the largest layers: before (grey) and after (blue, non-zero weights only).",
+    "weights.png": "Weight histograms of the largest layers, in float before int8 quantization: before (grey) and after "
+    "(blue, non-zero weights only). int8 scales are per channel, so no grid is drawn; the table above names the values the file holds.",
     "sweep.png": "Metric vs sparsity and vs packed size, from the sweep in sweep/ (stars: sweet spots).",
 }
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
-
-def render_report(result, document: dict, images: dict[str, Path], paths: list[LayerPath] = (), sweep=None) -> str:
-    metric = result.task.metric
-    unit = metric.unit
-    summary = document["summary"]
-    speed = summary["speedup"].get("batch_256")
-    headline = (
-        f"{metric.name}: {result.baseline.score:.2f}{unit} → {result.final.score:.2f}{unit} "
-        f"({summary['score_change']:+.2f}); file {format_bytes(result.baseline.artifact_bytes)} → "
-        f"{format_bytes(result.final.artifact_bytes)} ({summary['size_ratio']:.1f}x smaller)"
-        + (f"; {speed:.2f}x faster at batch 256" if speed else "")
-    )
-    figures = "".join(
-        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(Path(path).read_bytes()).decode()}"><figcaption>{html.escape(CAPTIONS.get(name, name))} '
-        f'<span class="note">(plots/{html.escape(name)})</span></figcaption></figure>'
-        for name, path in images.items()
-    )
-    env = document["environment"]
-    env_text = ", ".join(f"{k} {v}" for k, v in env.items() if v)
-    return f"""<!doctype html>
+TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{POLICY}">
+<meta http-equiv="Content-Security-Policy" content="{{ policy|safe }}">
 <link rel="icon" href="data:,">
-<title>edgecompress report: {html.escape(result.task.name)}</title>
+<title>edgecompress report: {{ model }} on {{ task }}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
-th {{ background: #f3f3f3; }} td.text {{ text-align: left; }} tr.ratio td {{ font-weight: bold; background: #f7fbf7; }}
-img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} .note {{ color: #555; font-size: 0.9em; }}
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.text { text-align: left; } tr.ratio td { font-weight: bold; background: #f7fbf7; }
+img { max-width: 100%; } figure { margin: 1.5em 0; } .note { color: #555; font-size: 0.9em; }
 </style></head><body>
-<h1>edgecompress report: {html.escape(result.task.name)}</h1>
-<p><strong>{html.escape(headline)}</strong></p>
+<h1>edgecompress report: {{ model }} on {{ task }}</h1>
+<p><strong>{{ headline }}</strong></p>
 <h2>Baseline vs final</h2>
-<table><tr><th>model</th><th>{html.escape(metric.name)}</th><th>artifact</th><th>size on disk</th><th>packed (.ecz)</th><th>params</th>
+<table><tr><th>model</th><th>{{ metric }}</th><th>artifact</th><th>size on disk</th><th>packed (.ecz)</th><th>params</th>
 <th>non-zero</th><th>MACs</th><th>latency b1</th><th>latency b256</th><th>stage time</th></tr>
-{_model_rows(result)}</table>
+{% for row in model_rows %}{{ table_row(row, (0, 2)) }}
+{% endfor %}{% if ratio_row %}{{ table_row(ratio_row, (0,), "ratio") }}
+{% endif %}</table>
 <p class="note">Every score is computed by ONNX Runtime on the artifact named in its row, over the whole
 evaluation set. Size is the file's size on disk; packed is the size of the .ecz file that `edgecompress unpack`
 turns back into that exact ONNX file (zeros stored as a bitmask, entropy-coded). Latency: ONNX Runtime, CPU, one thread, median of interleaved
 repeats in this run; compare ratios, absolute times drift on shared machines.</p>
-{_path_table(paths)}
-{_int8_text(result, env)}
+{% if path_rows %}<h2>Which path each layer took</h2>
+<table><tr><th>layer</th><th>type</th><th>weight shape before</th><th>after</th><th>non-zero weights after (of before)</th>
+<th>stored in the final ONNX as</th><th>path</th></tr>
+{% for row in path_rows %}{{ table_row(row, (0, 1, 5, 6)) }}
+{% endfor %}</table>
+<p class="note">Read from the models themselves: shapes and zeros from the last PyTorch form, the storage type
+and the int8 values from the final ONNX file's weights.</p>{% endif %}
+<h2>Where it runs</h2><p class="note">{{ int8.text }}</p>{% if int8.nodes %}<table><tr><th>integer node</th><th>op</th><th>outputs checked</th><th>off by more than one step</th><th>largest |weight|</th></tr>{% for row in int8.nodes %}{{ table_row(row, (0, 1)) }}{% endfor %}</table>{% endif %}
 <h2>Figures</h2>
-{figures}
-{_sweep_text(sweep, unit)}
-<p class="note">{html.escape(env_text)}; seed {result.seed}.</p>
+{% for figure in figures %}<figure><img alt="{{ figure.name }}" src="data:image/png;base64,{{ figure.data }}"><figcaption>{{ figure.caption }} <span class="note">(plots/{{ figure.name }})</span></figcaption></figure>{% endfor %}
+{% if sweet_spots is none %}<p class="note">No sparsity sweep in this run (run <code>edgecompress sweep --out DIR/sweep</code> first to see the curve here).</p>{% else %}<p>Sweet spots of the sweep (highest sparsity within {{ tolerance }} of the baseline after fine-tuning): {{ sweet_spots }}.</p>{% endif %}
+<p class="note">{{ environment }}; seed {{ seed }}.</p>
 </body></html>
 """
 
+ROW = """{% macro table_row(cells, text_columns, css="") -%}
+<tr{% if css %} class="{{ css }}"{% endif %}>{% for cell in cells %}<td{% if loop.index0 in text_columns %} class="text"{% endif %}>{{ cell }}</td>{% endfor %}</tr>
+{%- endmacro %}"""
 
-def _int8_text(result, env: dict) -> str:
+
+def render_report(result, document: dict, images: dict[str, Path], paths: list[LayerPath] = (), sweep=None) -> str:
+    import jinja2  # only runs that write a report need it
+
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    template = environment.from_string(ROW + TEMPLATE)
+    metric = result.task.metric
+    env = document["environment"]
+    model_rows, ratio_row = _model_rows(result)
+    return template.render(
+        policy=POLICY,
+        task=result.task.name,
+        model=type(result.baseline_model).__name__,  # the user's model, by its class
+        metric=metric.name,
+        headline=_headline(result, document),
+        model_rows=model_rows,
+        ratio_row=ratio_row,
+        path_rows=[_path_cells(p) for p in paths],
+        int8=_int8(result, env),
+        figures=[
+            {"name": name, "caption": CAPTIONS.get(name, name), "data": base64.b64encode(Path(path).read_bytes()).decode()}
+            for name, path in images.items()
+        ],
+        sweet_spots=_sweet_spots(sweep, metric.unit),
+        tolerance=f"{sweep.tolerance:g}" if sweep is not None else "",
+        environment=", ".join(f"{k} {v}" for k, v in env.items() if v),
+        seed=result.seed,
+    )
+
+
+def _headline(result, document: dict) -> str:
+    unit = result.task.metric.unit
+    summary = document["summary"]
+    conditions = summary.get("latency_conditions", {})
+    base_latency, final_latency = result.baseline.latency.get(256), result.final.latency.get(256)
+    speed = speedup(base_latency, final_latency, 256, conditions.get("load_average_1min"), conditions.get("cpus") or 1) if base_latency and final_latency else None
+    return (
+        f"{result.task.metric.name}: {result.baseline.score:.2f}{unit} → {result.final.score:.2f}{unit} "
+        f"({summary['score_change']:+.2f}); file {format_bytes(result.baseline.artifact_bytes)} → "
+        f"{format_bytes(result.final.artifact_bytes)} ({summary['size_ratio']:.1f}x smaller)"
+        + (f"; {speed.headline()}" if speed else "")
+    )
+
+
+def _int8(result, env: dict) -> dict:
     """Where the numbers were measured and which CPU classes the int8 artifact computes exactly on."""
     record = result.final.details.get("int8")
     measured = f"Measured on a {env.get('cpu_class')} CPU ({env.get('cpu')}). "
     if not record:
-        return f'<h2>Where it runs</h2><p class="note">{html.escape(measured)}No int8 stage.</p>'
+        return {"text": f"{measured}No int8 stage.", "nodes": []}
     exactness = record["exactness"]
     verdict = (
         f"exact here: {100 * exactness['off_fraction']:.3f}% of {len(exactness['nodes'])} integer nodes' outputs off"
@@ -94,78 +132,54 @@ def _int8_text(result, env: dict) -> str:
     if record.get("host_is_target") is False:
         text += " This machine is not the target: its int8 kernels differ, so its scores are not the target's."
     text += " `edgecompress verify` runs the artifact on an emulated CPU of another class."
-    rows = "".join(
-        f'<tr><td class="text">{html.escape(n["node"])}</td><td class="text">{html.escape(n["op"])}</td>'
-        f'<td>{n["outputs"]:,}</td><td>{100 * n["off_fraction"]:.3f}%</td><td>{n["weight_max_abs"] if n["weight_max_abs"] is not None else "-"}</td></tr>'
+    nodes = [
+        (n["node"], n["op"], f"{n['outputs']:,}", f"{100 * n['off_fraction']:.3f}%", n["weight_max_abs"] if n["weight_max_abs"] is not None else "-")
         for n in exactness["nodes"]
-    )
-    table = (
-        "<table><tr><th>integer node</th><th>op</th><th>outputs checked</th><th>off by more than one step</th>"
-        f"<th>largest |weight|</th></tr>{rows}</table>"
-    )
-    return f'<h2>Where it runs</h2><p class="note">{html.escape(text)}</p>{table}'
+    ]
+    return {"text": text, "nodes": nodes}
 
 
-def _model_rows(result) -> str:
+def _model_rows(result) -> tuple[list[tuple], tuple | None]:
+    """One row of cells per model (baseline, each stage), and the final / baseline ratios (None without stages)."""
     base = result.baseline
     rows = []
     for m in [base, *result.stages]:
         lat = {b: v.median_ms for b, v in m.latency.items()}
-        rows.append(_row((
+        rows.append((
             m.name, f"{m.score:.2f}{result.task.metric.unit}", m.artifact or "-",
             f"{format_bytes(m.artifact_bytes)} ({base.artifact_bytes / m.artifact_bytes:.1f}x)",
             f"{format_bytes(m.storage_bytes)} ({base.artifact_bytes / m.storage_bytes:.1f}x)" if m.storage_bytes else "-",
             f"{m.params:,}", f"{m.nonzero_params:,}", f"{m.macs:,}",
             f"{lat.get(1, float('nan')) * 1000:.1f} us", f"{lat.get(256, float('nan')):.3f} ms", f"{m.seconds:.1f} s",
-        ), text_columns=(0, 2)))
+        ))
+    if not result.stages:
+        return rows, None
     final = result.final
-    if result.stages:
-        def ratio(b, f):
-            return f"{f / b:.3g}x" if b and f is not None else "-"
 
-        lat = {b: ratio(base.latency[b].median_ms, final.latency[b].median_ms) for b in base.latency if b in final.latency}
-        rows.append(_row((
-            "final / baseline", f"{final.score - base.score:+.2f}", "",
-            ratio(base.artifact_bytes, final.artifact_bytes), ratio(base.storage_bytes, final.storage_bytes),
-            ratio(base.params, final.params), ratio(base.nonzero_params, final.nonzero_params), ratio(base.macs, final.macs),
-            lat.get(1, "-"), lat.get(256, "-"), "",
-        ), text_columns=(0,), css="ratio"))
-    return "\n".join(rows)
+    def ratio(b, f):
+        return f"{f / b:.3g}x" if b and f is not None else "-"
 
-
-def _path_table(paths: list[LayerPath]) -> str:
-    if not paths:
-        return ""
-    rows = "\n".join(
-        _row((
-            p.name, p.kind, "x".join(map(str, p.shape_before)),
-            "x".join(map(str, p.shape_after)) if p.shape_after else "-",
-            f"{p.nonzero_after:,} of {p.weights_before:,}", p.stored_as, p.path,
-        ), text_columns=(0, 1, 5, 6))
-        for p in paths
+    lat = {b: ratio(base.latency[b].median_ms, final.latency[b].median_ms) for b in base.latency if b in final.latency}
+    return rows, (
+        "final / baseline", f"{final.score - base.score:+.2f}", "",
+        ratio(base.artifact_bytes, final.artifact_bytes), ratio(base.storage_bytes, final.storage_bytes),
+        ratio(base.params, final.params), ratio(base.nonzero_params, final.nonzero_params), ratio(base.macs, final.macs),
+        lat.get(1, "-"), lat.get(256, "-"), "",
     )
-    return f"""<h2>Which path each layer took</h2>
-<table><tr><th>layer</th><th>type</th><th>weight shape before</th><th>after</th><th>non-zero weights after (of before)</th>
-<th>stored in the final ONNX as</th><th>path</th></tr>
-{rows}</table>
-<p class="note">Read from the models themselves: shapes and zeros from the last PyTorch form, the storage type
-from the final ONNX file's weights.</p>"""
 
 
-def _sweep_text(sweep, unit: str) -> str:
+def _path_cells(p: LayerPath) -> tuple:
+    return (
+        p.name, p.kind, "x".join(map(str, p.shape_before)), "x".join(map(str, p.shape_after)) if p.shape_after else "-",
+        f"{p.nonzero_after:,} of {p.weights_before:,}", p.stored_as, p.path,
+    )
+
+
+def _sweet_spots(sweep, unit: str) -> str | None:
     if sweep is None:
-        return '<p class="note">No sparsity sweep in this run (run <code>edgecompress sweep --out DIR/sweep</code> first to see the curve here).</p>'
-    spots = "; ".join(
+        return None
+    return "; ".join(
         f"{method}: {spot.level:.0%} sparse at {spot.score:.2f}{unit}, packed {format_bytes(spot.storage_bytes)}"
         if spot else f"{method}: none within {sweep.tolerance:g}"
         for method, spot in sweep.sweet_spots.items()
     )
-    return f'<p>Sweet spots of the sweep (highest sparsity within {sweep.tolerance:g} of the baseline after fine-tuning): {html.escape(spots)}.</p>'
-
-
-def _row(cells, text_columns=(), css: str = "") -> str:
-    tds = "".join(
-        f'<td class="text">{html.escape(str(c))}</td>' if i in text_columns else f"<td>{html.escape(str(c))}</td>"
-        for i, c in enumerate(cells)
-    )
-    return f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>"

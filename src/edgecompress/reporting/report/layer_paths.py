@@ -1,8 +1,9 @@
 """Which path each layer took: what was removed, zeroed, factorized or put on a grid, and how the final file stores it.
 
-Read from the results, not from the recipe: the baseline and final torch models give shapes, zeros and weight
-levels; the final ONNX graph gives the stored data type. So the table shows what happened, also when a stage
-left a layer alone (a layer kept in float, the classifier kept whole).
+Read from the results, not from the recipe: the baseline and final torch models give shapes, zeros and the
+levels of float weights; the final ONNX graph gives the stored data type and, for int8 weights, the values
+the shipped file really holds (the torch model's levels need not survive quantization). So the table shows
+what happened, also when a stage left a layer alone (a layer kept in float, the classifier kept whole).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from torch import nn
 
 from edgecompress.core.measure.params import effective_parameters
@@ -38,7 +40,7 @@ def layer_paths(before: nn.Module, after: nn.Module, final_onnx: str | Path | No
     >>> [p.path for p in layer_paths(baseline, pruned, "final.onnx")]  # doctest: +SKIP
     ['channels 32 -> 16 out; int8 per channel', ...]
     """
-    stored = _stored_types(Path(final_onnx)) if final_onnx is not None else {}
+    stored, stored_values = _stored_types(Path(final_onnx)) if final_onnx is not None else ({}, {})
     after_modules = dict(after.named_modules())
     rows = []
     for name, module in before.named_modules():
@@ -54,10 +56,14 @@ def layer_paths(before: nn.Module, after: nn.Module, final_onnx: str | Path | No
         else:
             parts, keys = [], []
         weights = [effective_parameters(p)["weight"].cpu().numpy() for p in parts]
-        steps = _describe(tuple(weight_before.shape), weights)
+        integers = [stored_values[k] for k in keys if k in stored_values]
+        # integer weights in the shipped file say which values it holds; the torch model's grid would not be true
+        steps = _describe(tuple(weight_before.shape), weights, grid=not integers)
         storage = "/".join(sorted({stored.get(k, "unknown") for k in keys})) if stored and keys else "-"
         if storage != "-":  # "unchanged" only when nothing, not even the storage, is known to differ
-            steps = [s for s in steps if s != "unchanged"] + [f"stored as {storage}"]
+            values = np.unique(np.concatenate([v.ravel() for v in integers])) if integers else ()
+            few = f" with only the values {{{', '.join(str(int(v)) for v in values)}}}" if 0 < len(values) <= MAX_GRID_LEVELS else ""
+            steps = [s for s in steps if s != "unchanged"] + [f"stored as {storage}{few}"]
         rows.append(LayerPath(
             name=name,
             kind=type(module).__name__,
@@ -71,7 +77,7 @@ def layer_paths(before: nn.Module, after: nn.Module, final_onnx: str | Path | No
     return rows
 
 
-def _describe(shape_before: tuple[int, ...], weights: list[np.ndarray]) -> list[str]:
+def _describe(shape_before: tuple[int, ...], weights: list[np.ndarray], grid: bool = True) -> list[str]:
     if not weights:
         return ["removed"]
     steps = []
@@ -88,7 +94,7 @@ def _describe(shape_before: tuple[int, ...], weights: list[np.ndarray]) -> list[
         steps.append(f"{zeros:.0%} of weights zero")
     levels = max(_levels_per_channel(w) for w in weights)
     row = min(w[0].size for w in weights)
-    if levels <= MAX_GRID_LEVELS and 2 * levels < row:  # a short row (conv1: 9 weights) has few values anyway
+    if grid and levels <= MAX_GRID_LEVELS and 2 * levels < row:  # a short row (conv1: 9 weights) has few values anyway
         steps.append(f"on a grid of {levels} levels per channel")
     return steps or ["unchanged"]
 
@@ -99,8 +105,9 @@ def _levels_per_channel(weight: np.ndarray) -> int:
     return int((np.diff(rows, axis=1) != 0).sum(axis=1).max()) + 1
 
 
-def _stored_types(path: Path) -> dict[str, str]:
-    """Map '<layer>.weight' to how the ONNX file stores it: fp32, fp16, int8 per channel/tensor, int4 blocks.
+def _stored_types(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Map '<layer>.weight' to how the ONNX file stores it (fp32, fp16, int8 per channel/tensor, int4 blocks),
+    and to its integer values where the file stores int8 weights (inside the file, not in external data).
 
     Weights keep their layer's name through export and quantization (`fc1.weight`, `fc1.weight_quantized`,
     `fc1.weight_kn...` for int4); their scales may be renamed, so a scale is found through the node using it.
@@ -108,20 +115,22 @@ def _stored_types(path: Path) -> dict[str, str]:
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {t.name: t for t in graph.initializer}
     nbits = {n.input[1] for n in graph.node if n.op_type == "MatMulNBits"}
-    out = {}
+    out, values = {}, {}
     for name, tensor in initializers.items():
         if name.endswith(".weight"):
             key, kind = name, {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16"}.get(tensor.data_type)
         elif name.endswith(".weight_quantized"):
             key, scale = name[: -len("_quantized")], _scale_of(graph, name, initializers)
             kind = "int8" if scale is None else "int8 per channel" if int(np.prod(scale.dims)) > 1 else "int8 per tensor"
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                values[key] = numpy_helper.to_array(tensor)
         elif name in nbits:
             key, kind = name.split(".weight")[0] + ".weight", "int4 blocks"
         else:
             continue
         if kind is not None:
             out[key] = kind
-    return out
+    return out, values
 
 
 def _scale_of(graph, weight: str, initializers: dict):
