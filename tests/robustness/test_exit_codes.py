@@ -105,7 +105,9 @@ def test_ctrl_c_gives_130_and_the_interrupted_line(tmp_path):
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130
+    # A shell reports 130 both for exit(130) and for a death by SIGINT (128 + 2); about one run in eight,
+    # after main has printed its line and returned 130, CPython ends the process by SIGINT instead (-2 here)
+    assert process.returncode in (130, -signal.SIGINT)
     assert [line for line in err.splitlines() if line.startswith("error: ")] == ["error: interrupted"], err[-500:]
     assert not out.exists()  # interrupted before it wrote anything: no trace
 
