@@ -475,11 +475,8 @@ def pack_command(
 ) -> None:
     """Pack an ONNX model into a .ecz file: zeros as a bitmask, entropy-coded, checksummed (docs/format.md)."""
     from edgecompress.delivery import pack
-    from edgecompress.storage.paths import check_input_file, check_output_file
 
-    check_input_file(onnx_file, "onnx_file")
-    target = check_output_file(out or onnx_file.with_suffix(".ecz"), "--out" if out else "output", [onnx_file], force)
-    info = pack(onnx_file, target)
+    info = pack(onnx_file, _file_to_file(onnx_file, "onnx_file", out, ".ecz", force))
     console.print(f"{info.path}: {info.packed_bytes:,} B ({info.onnx_bytes:,} B ONNX, {info.ratio:.1f}x smaller)")
 
 
@@ -491,11 +488,17 @@ def unpack_command(
 ) -> None:
     """Rebuild the ONNX model from a .ecz file, bit for bit as it was evaluated (checksums verified)."""
     from edgecompress.delivery import unpack_to
+
+    target = unpack_to(packed, _file_to_file(packed, "packed", out, ".onnx", force))
+    console.print(f"{target}: {target.stat().st_size:,} B")
+
+
+def _file_to_file(source: Path, field: str, out: Optional[Path], suffix: str, force: bool) -> Path:
+    """pack and unpack: the input file and the output path (default: beside it, with `suffix`), checked before any work."""
     from edgecompress.storage.paths import check_input_file, check_output_file
 
-    check_input_file(packed, "packed")
-    target = unpack_to(packed, check_output_file(out or packed.with_suffix(".onnx"), "--out" if out else "output", [packed], force))
-    console.print(f"{target}: {target.stat().st_size:,} B")
+    check_input_file(source, field)
+    return check_output_file(out or source.with_suffix(suffix), "--out" if out else "output", [source], force)
 
 
 @app.command("dtypes")
