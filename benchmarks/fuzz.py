@@ -105,7 +105,7 @@ COMMAND_TOKENS = {
     "pack": ["{tiny_onnx}", "{garbage_onnx}", "{missing}", "{empty}", "{tampered_ecz}"],
     "unpack": ["{tiny_ecz}", "{truncated_ecz}", "{tampered_ecz}", "{garbage_onnx}", "{missing}", "{empty}"],
     "encoder": ["int8", "int4", "structured", "int2", "--model-dir", "{missing}", "--distill-seconds",
-                "--ffn-fraction", "--head-fraction", "1.0", "0.5", "--quantize", "none", "fp8", "--keep-float"],
+                "1.0", "0.5", "--resume", "--keep-float"],
     "embed": ["{bad_artifact}", "{outside_artifact}", "{missing}", "hello world", "--file", "{empty}", "{binary}",
               "{garbage_onnx}", "x.npy"],
     "dtypes": ["--value", "--int-range", "1e-300"],
@@ -139,7 +139,7 @@ WELL_FORMED = {
                {"--force": None}),
     "encoder": (["int8", "int4", "structured", "int2"],
                 {"--model-dir": ["{missing}", "{folder}", "{a_file}"], "--distill-seconds": ["0", "-1", "inf", "9" * 400],
-                 "--ffn-fraction": ["0.5", "1.0", "nan"], "--head-fraction": ["0.5", "1.0"], "--quantize": ["none", "int8", "fp8"],
+                 "--resume": None,
                  "--keep-float": ["0", "3", "-1"], "--seed": SEEDS, "--force": None}),
     "embed": (["{bad_artifact}", "{outside_artifact}", "{missing}", "{folder}", "hello world"],
               {"--file": ["{empty}", "{binary}", "{folder}", "/dev/null", "{valid_yaml}"], "--force": None}),
@@ -160,7 +160,7 @@ def stopped_at_work():
     """While active, commands stop where their work starts, and training before that is caught."""
     import torch
 
-    from edgecompress.families.encoder import compress as encoder_compress
+    from edgecompress.families import registry as family_registry
     from edgecompress.storage.rundir import _Owned
 
     def reached(*args, **kwargs):
@@ -169,7 +169,7 @@ def stopped_at_work():
     def trained(*args, **kwargs):
         raise TrainedBeforeChecks
 
-    patches = [(_Owned, "locked", reached), (encoder_compress, "load_encoder", reached), (torch.optim.Adam, "step", trained)]
+    patches = [(_Owned, "locked", reached), (family_registry, "load_family", reached), (torch.optim.Adam, "step", trained)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, replacement in patches:
         setattr(owner, name, replacement)

@@ -26,23 +26,23 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from benchmarks.pareto import pareto_chart
 from edgecompress.core.measure.params import count_nonzero_params, count_params
 from edgecompress.delivery import pack
+from edgecompress.families.encoder import load_encoder, route_stages, sentence_encoder_task
 from edgecompress.families.encoder.artifact import embed_feeds
 from edgecompress.families.encoder.batches import token_batches
-from edgecompress.families.encoder.compress import compress_encoder
 from edgecompress.families.encoder.corpus import docstring_corpus
-from edgecompress.families.encoder.distill import distill
 from edgecompress.families.encoder.export import export_encoder
 from edgecompress.families.encoder.fidelity import fidelity
-from edgecompress.families.encoder.model_dir import load_encoder
-from edgecompress.families.encoder.recipe import route_recipe
+from edgecompress.orchestration.pipeline.run import compress
 from edgecompress.runtime.latency import measure_feed_latencies
+from edgecompress.techniques.distill import Distill
+from edgecompress.techniques.distill.loop import distill
 
 OUT = Path("runs/bench-minilm")
 # Distillation runs a fixed 4 epochs over 6,000 sentences (752 steps, ~3.5 minutes on an idle 2-core box)
 # instead of the routes' 240 s budget: the fidelity numbers then do not depend on how busy the machine is.
 DISTILL_EPOCHS = 4
-DISTILL = {"distill_seconds": 3600, "distill_epochs": DISTILL_EPOCHS}
-TRAIN_SENTENCES = 6000  # the distilled routes' default (encoders/recipe.py), also for PyTorch prune + distillation
+DISTILL = {"distill_epochs": DISTILL_EPOCHS}
+TRAIN_SENTENCES = 6000  # the sentence-encoder task's training sentences (families/encoder/task.py), also for PyTorch prune + distillation
 CALIBRATION_SENTENCES = 256
 ROUTES = [  # label, route, settings, target (docs/targets.md)
     ("edgecompress int8 (outlier smoothing, GPTQ, int8 embeddings; portable: weights +-64, exact on every CPU)", "int8", {}, "portable"),
@@ -91,13 +91,14 @@ def run() -> dict:
     built = _pytorch_and_torch_pruning_files(loaded.model, tokens(corpus.train))
     files += [(label, path, seconds) for label, path, seconds, _ in built]
     counts.update({label: count for label, _, _, count in built})
+    task = sentence_encoder_task(loaded)
     for label, route, overrides, target in ROUTES:
         start = time.perf_counter()
         folder = OUT / f"{route}-{overrides.get('distill_epochs', overrides.get('distill_seconds', 'default'))}-{target}"
         with contextlib.redirect_stderr(io.StringIO()):
-            result = compress_encoder(route_recipe(route, **overrides), folder, encoder=loaded, target=target, force=True)  # the last bench run's
-        files.append((label, folder / "artifact" / "model.onnx", time.perf_counter() - start))
-        counts[label] = (result.final["params"], result.final["params"])  # the routes remove weights physically or not at all
+            result = compress(loaded.model, task, route_bench_stages(route, **overrides), folder, target=target, force=True)  # the last bench run's
+        files.append((label, folder / "final.onnx", time.perf_counter() - start))
+        counts[label] = (result.final.params, result.final.params)  # the routes remove weights physically or not at all
 
     reference = torch.from_numpy(embed_feeds(plain, eval_feeds))
     first = eval_feeds[0]
@@ -117,6 +118,14 @@ def run() -> dict:
     figure = pareto_chart("minilm", [(r["label"], r["bytes"], r["cosine_mean"]) for r in rows + torch_rows], x_label="ONNX file (bytes, log scale)",
                           y_label="mean cosine to the fp32 model", title="all-MiniLM-L6-v2: size vs fidelity (BENCHMARKS.md)")
     return {"rows": rows, "torch_rows": torch_rows, "peak_rss": peak_rss, "batch_tokens": tuple(first["input_ids"].shape), "figure": figure}
+
+
+def route_bench_stages(route: str, distill_seconds: float | None = None, distill_epochs: int | None = None) -> list:
+    """The route's stages (examples/minilm-ROUTE.yaml), distilled for `distill_epochs` without a time budget."""
+    stages = route_stages(route, distill_seconds=distill_seconds)
+    if distill_epochs is None:
+        return stages
+    return [Distill(epochs=distill_epochs, frozen=s.frozen) if isinstance(s, Distill) else s for s in stages]
 
 
 def _packed_bytes(path: Path) -> int:

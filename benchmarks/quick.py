@@ -75,29 +75,28 @@ def minilm_checks() -> list[Check]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.minilm import plain_export
+    from edgecompress.families.encoder import load_encoder, route_stages, sentence_encoder_task
     from edgecompress.families.encoder.batches import token_batches
-    from edgecompress.families.encoder.compress import compress_encoder
     from edgecompress.families.encoder.corpus import docstring_corpus
-    from edgecompress.families.encoder.model_dir import load_encoder
-    from edgecompress.families.encoder.recipe import route_recipe
+    from edgecompress.orchestration.pipeline.run import compress
     from edgecompress.orchestration.verify import verify
     from edgecompress.runtime.latency import measure_feed_latencies
 
     loaded = load_encoder()
     with tempfile.TemporaryDirectory() as work, contextlib.redirect_stderr(io.StringIO()):
         work = Path(work)
-        result = compress_encoder(route_recipe("int8"), work / "ours", encoder=loaded)
+        result = compress(loaded.model, sentence_encoder_task(loaded), route_stages("int8"), work / "ours")
         plain = plain_export(loaded.model, work / "plain.onnx")
         theirs = work / "ort-int8.onnx"
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_dynamic(str(plain), str(theirs), per_channel=True, weight_type=QuantType.QInt8,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         feed = token_batches(loaded.tokenizer, docstring_corpus().eval[:32], 32, loaded.max_length)[0]
-        ours_ms, theirs_ms = (lat[32].median_ms for lat in measure_feed_latencies([work / "ours/artifact/model.onnx", theirs], {32: feed}, rounds=9))
+        ours_ms, theirs_ms = (lat[32].median_ms for lat in measure_feed_latencies([work / "ours/final.onnx", theirs], {32: feed}, rounds=9))
         exactness = [r.exactness for r in verify(work / "ours", "portable", limit=32).results]
-    fid = result.final["fidelity"]
+    fid = result.final.details["fidelity"]
     return [
-        Check(CLAIMS["minilm_size"], result.final["artifact_bytes"] / 1e6, 24.0, at_most=True),
+        Check(CLAIMS["minilm_size"], result.final.artifact_bytes / 1e6, 24.0, at_most=True),
         Check(CLAIMS["minilm_cosine"], fid["cosine_mean"], 0.995, at_most=False),
         Check(CLAIMS["minilm_overlap"], fid["overlap_at_10"], 0.93, at_most=False),
         Check(CLAIMS["minilm_latency"], ours_ms / theirs_ms, 1.0, at_most=True),

@@ -59,7 +59,7 @@ def test_interrupted_sweep_resumes_without_recomputing(swept, trained_cnn, digit
     def no_export(*args, **kwargs):
         raise AssertionError("a finished point was recomputed")
 
-    monkeypatch.setattr(points_module, "export_onnx", no_export)
+    monkeypatch.setattr(points_module, "export_model", no_export)
     again = sweep(trained_cnn, digits, out, levels=(0.5, 0.9), methods=("unstructured", "channel"), finetune_epochs=1, tolerance=1.0, resume=True)
     assert again.points == result.points
 

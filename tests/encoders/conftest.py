@@ -28,3 +28,16 @@ def tiny_model_dir(tmp_path_factory):
     BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(bundled_model_dir(), local_files_only=True).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir):
+    return load_encoder(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_task(tiny_encoder):
+    """The sentence-encoder task on fewer sentences (256 held out, 512 for training): fast runs."""
+    from edgecompress.families.encoder.task import sentence_encoder_task
+
+    return sentence_encoder_task(tiny_encoder, seed=0, n_eval=256, n_train=512)

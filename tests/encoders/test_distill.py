@@ -7,9 +7,9 @@ import torch
 
 from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask, set_mask
-from edgecompress.families.encoder.distill import distill
-from edgecompress.families.encoder.structured import remove_ffn_neurons
+from edgecompress.techniques.distill.loop import distill
 from edgecompress.techniques.quantize.qat import prepare_qat
+from edgecompress.techniques.transformer.structured import remove_ffn_neurons
 from tests.encoders.test_structured import embeddings, tiny_encoder, token_feeds
 from tests.quantize.test_qat import distinct_levels
 
@@ -124,7 +124,7 @@ def test_no_batches_is_a_user_error(student, teacher):
 
 
 def test_length_grouping_keeps_every_sentence_and_its_embedding_with_less_padding(teacher):
-    from edgecompress.families.encoder.distill import length_grouped
+    from edgecompress.techniques.distill.loop import length_grouped
 
     feeds = token_feeds()
     grouped = length_grouped(feeds)

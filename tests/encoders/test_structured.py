@@ -12,7 +12,7 @@ from edgecompress.core.masks import set_mask
 from edgecompress.families.encoder.artifact import embed_feeds
 from edgecompress.families.encoder.encoder import SentenceEncoder
 from edgecompress.families.encoder.export import export_encoder
-from edgecompress.families.encoder.structured import input_grams, remove_attention_heads, remove_ffn_neurons
+from edgecompress.techniques.transformer.structured import input_grams, remove_attention_heads, remove_ffn_neurons
 
 HIDDEN, HEADS, FFN, LAYERS = 32, 4, 64, 2
 
@@ -153,9 +153,9 @@ def test_pruned_encoder_exports_with_dynamic_batch_and_sequence(tmp_path):
 
 @pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5, "half", True])
 def test_fraction_outside_zero_to_one_is_a_user_error_naming_the_field(fraction):
-    with pytest.raises(UserError, match=r"prune\.ffn_fraction: .*\[0, 1\)"):
+    with pytest.raises(UserError, match=r"remove_ffn\.fraction: .*\[0, 1\)"):
         remove_ffn_neurons(tiny_encoder(), fraction)
-    with pytest.raises(UserError, match=r"prune\.head_fraction: .*\[0, 1\)"):
+    with pytest.raises(UserError, match=r"remove_heads\.fraction: .*\[0, 1\)"):
         remove_attention_heads(tiny_encoder(), fraction)
 
 
@@ -190,7 +190,7 @@ def test_minilm_loses_half_its_ffn_and_a_quarter_of_its_heads_and_still_embeds(m
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
-    from edgecompress.families.encoder.structured import _refit_columns
+    from edgecompress.techniques.transformer.structured import _refit_columns
 
     torch.manual_seed(0)
     x = torch.randn(200, 6)

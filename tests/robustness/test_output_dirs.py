@@ -155,7 +155,7 @@ def test_a_failure_inside_compress_leaves_no_output_directory(trained_cnn, digit
     def export_fails(*args, **kwargs):
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(pipeline_run, "export_onnx", export_fails)
+    monkeypatch.setattr(pipeline_run, "export_model", export_fails)
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "new" / "run", tmp_path / "empty"):
         with pytest.raises(RuntimeError, match="exporter crashed"):

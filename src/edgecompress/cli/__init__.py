@@ -350,42 +350,39 @@ def fit_command(
 
 @app.command("encoder")
 def encoder_command(
-    route: str = typer.Argument("int8", help="int8 (fast, ~4x smaller), int4 (~6x smaller, distilled) or structured (FFN neurons removed, distilled)."),
-    out: Path = typer.Option(Path("runs/encoder"), "--out", help="Directory for baseline/, artifact/ (model.onnx + tokenizer) and metrics.json."),
+    route: str = typer.Argument("int8", help="int8 (fast, ~4x smaller), int4 (~6x smaller, distilled) or structured (FFN neurons removed, distilled): the recipes examples/minilm-ROUTE.yaml."),
+    out: Path = typer.Option(Path("runs/encoder"), "--out", help="Directory for the run (baseline.onnx, final.onnx, metrics.json, report) and artifact/ (model.onnx + tokenizer)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A Hugging Face encoder directory (safetensors); default: the bundled all-MiniLM-L6-v2."),
-    distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=0.0, help="Time budget for distillation to the original model (0: none)."),
-    ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Share of FFN neurons to remove in every layer, in [0, 1)."),
-    head_fraction: Optional[float] = typer.Option(None, "--head-fraction", help="Share of attention heads to remove in every layer, in [0, 1)."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="none, int8 or int4 (overrides the route's choice)."),
-    keep_float: Optional[int] = typer.Option(None, "--keep-float", help="int8 only: keep this many MatMuls in fp32, those with the worst int8 error on the calibration sentences (mixed precision; each costs 3 bytes per weight)."),
+    distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=0.0, help="Time budget of the route's distill stage (0: no distillation); int4 and structured."),
+    keep_float: Optional[int] = typer.Option(None, "--keep-float", min=0, help="int8 only: keep this many MatMuls in fp32, those with the worst int8 error on the calibration sentences (mixed precision; each costs 3 bytes per weight)."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (corpus split, distillation order)."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
 ) -> None:
-    """Compress a sentence encoder (default: all-MiniLM-L6-v2, offline) and measure it against the original.
+    """Compress a sentence encoder (default: all-MiniLM-L6-v2, offline) with a preset recipe and measure it.
 
-    Fidelity (mean and 5th-percentile cosine, overlap@10 of nearest neighbours) is computed on 2,000 held-out
-    sentences from the standard library's docstrings by running both shipped ONNX files in ONNX Runtime.
-    MatMuls kept in float by --keep-float are chosen on calibration sentences, never on those 2,000; metrics.json
-    lists them with their SQNR. A directory holding an earlier finished output is refused unless --force.
+    A shortcut for `edgecompress run examples/minilm-ROUTE.yaml` (with model: set to --model-dir): the same
+    stages on the same pipeline. For other settings (attention-head removal, another quantization, several
+    steps at once) copy that file, edit its stages and `run` it. Fidelity (mean and 5th-percentile cosine,
+    overlap@10 of nearest neighbours) is computed on 2,000 held-out sentences from the standard library's
+    docstrings by running the shipped ONNX files in ONNX Runtime; choices and calibration never see them.
     """
-    from edgecompress.families.encoder.compress import compress_encoder
-    from edgecompress.families.encoder.recipe import route_recipe
+    from edgecompress.families.encoder.presets import BUILTIN_ENCODER, route_stages
+    from edgecompress.families.encoder.task import ARTIFACT_DIR
+    from edgecompress.orchestration.recipe import run_recipe
+    from edgecompress.orchestration.recipe.schema import Recipe
     from edgecompress.storage.paths import check_input_dir, check_output_dir
 
-    recipe = route_recipe(route, distill_seconds=distill_seconds, ffn_fraction=ffn_fraction, head_fraction=head_fraction, quantize=quantize, keep_float=keep_float)
+    stages = route_stages(route, distill_seconds=distill_seconds, keep_float=keep_float)
     check_output_dir(out)
     if model_dir is not None:
         check_input_dir(model_dir, "--model-dir")
-    result = compress_encoder(recipe, out, model_dir=model_dir, seed=seed, target=check_target(target), force=force)
-    base, final = result.baseline, result.final
-    fid = final["fidelity"]
-    console.print(
-        f"{route}: {base['artifact_bytes']:,} -> {final['artifact_bytes']:,} bytes ({base['artifact_bytes'] / final['artifact_bytes']:.2f}x smaller), "
-        f"cosine {fid['cosine_mean']:.4f} (p5 {fid['cosine_p5']:.4f}), overlap@10 {fid['overlap_at_10']:.3f}, "
-        f"batch-32 latency {final['latency_ms']['batch_32'] / base['latency_ms']['batch_32']:.2f}x"
-    )
-    console.print(f"artifact: {out / 'artifact'}   metrics: {out / 'metrics.json'}")
+    recipe = Recipe(model=str(model_dir) if model_dir else BUILTIN_ENCODER, task="sentence-encoder", seed=seed, target=check_target(target), stages=stages)
+    result = run_recipe(recipe, out, resume=resume, force=force)
+    _print_run_summary(result)
+    fid = result.final.details["fidelity"]
+    _print_line(f"{route}: cosine {fid['cosine_mean']:.4f} (p5 {fid['cosine_p5']:.4f}), overlap@10 {fid['overlap_at_10']:.3f}   artifact for embed: {out / ARTIFACT_DIR}")
 
 
 @app.command("embed")

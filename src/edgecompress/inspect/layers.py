@@ -14,6 +14,7 @@ from edgecompress.core.measure.params import (
     is_parametrization_internal,
     stored_tensors,
 )
+from edgecompress.core.tasks.inputs import Inputs
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,15 @@ class LayerTable:
         return self.zeros / self.params if self.params else 0.0
 
 
-def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> LayerTable:
-    """Build the table by running one forward pass on zeros of `input_shape` (batch axis included).
+def layer_table(model: nn.Module, input_shape: tuple[int, ...], example: Inputs | None = None) -> LayerTable:
+    """Build the table by running one forward pass on zeros of `input_shape` (batch axis included), or on
+    `example` (e.g. a tokenized sentence) when given.
 
     >>> from edgecompress.core.models import DigitsCNN
     >>> layer_table(DigitsCNN(), (1, 1, 8, 8)).params
     53002
     """
-    example = torch.zeros(input_shape)
+    example = torch.zeros(input_shape) if example is None else example
     try:
         _, macs = count_macs(model, example)
     except Exception as exc:

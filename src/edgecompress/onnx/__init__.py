@@ -1,5 +1,5 @@
 """Export to the deployable format (ONNX)."""
 
-from edgecompress.onnx.export import export_onnx
+from edgecompress.onnx.export import export_model, export_onnx
 
-__all__ = ["export_onnx"]
+__all__ = ["export_model", "export_onnx"]

@@ -112,3 +112,11 @@ def strip_debug_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
         del item.metadata_props[:]
         item.doc_string = ""
     return model
+
+
+def export_model(model: nn.Module, example_input, path: str | Path, task=None) -> Path:
+    """The task's own exporter when it has one (a model family with named inputs, e.g. a sentence encoder's
+    token ids and mask with dynamic sequence length), else `export_onnx` on `example_input`."""
+    if task is not None and task.export is not None:
+        return Path(task.export(model, Path(path)))
+    return export_onnx(model, example_input, path)

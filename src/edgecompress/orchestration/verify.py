@@ -149,7 +149,7 @@ def _encoder_inputs(folder: Path, sentences: int) -> tuple[Path, list, Callable]
     model, max_length, tokenizer = open_artifact(folder / "artifact")
     corpus = docstring_corpus(n_eval=2000, n_train=32, seed=0)
     batches = token_batches(tokenizer, corpus.eval[:sentences], 32, max_length)
-    reference = torch.from_numpy(embed_feeds(folder / "baseline" / "model.onnx", batches))
+    reference = torch.from_numpy(embed_feeds(folder / "baseline.onnx", batches))
 
     def score(outputs: list[dict]) -> float:
         embeddings = torch.from_numpy(np.concatenate([o[OUTPUT_NAME] for o in outputs]))

@@ -8,26 +8,30 @@ from edgecompress.core.sizes import format_bytes
 from edgecompress.reporting.latency_noise import machine_load, speedup
 from edgecompress.reporting.terminal import Grid
 
-SPEED_BATCH = 256
+
+def speed_batch(result) -> int:
+    """The batch size speedups are quoted at: the task's largest timed batch (256 for images, 32 for sentences)."""
+    return max(result.baseline.latency)
 
 
 def run_summary_grid(result) -> Grid:
     """One row per model (baseline, then each stage); `reporting.terminal.print_grid` lays it out."""
     metric = result.task.metric
-    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", "b256 latency", "b256 speedup (p25-p75)"]
+    big = speed_batch(result)
+    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", f"b{big} latency", f"b{big} speedup (p25-p75)"]
     base = result.baseline
     rows = [
         [
             m.name,
-            f"{m.score:.2f}{metric.unit}",
+            f"{m.score:.2f}{metric.unit}" if metric.unit == "%" or abs(m.score) >= 10 else f"{m.score:.4f}{metric.unit}",
             format_bytes(m.artifact_bytes),
             f"{base.artifact_bytes / m.artifact_bytes:.1f}x",
             format_bytes(m.storage_bytes) if m.storage_bytes else "-",
             f"{m.nonzero_params:,}",
             f"{m.macs:,}",
             f"{m.latency[1].median_ms * 1000:.1f} us",
-            f"{m.latency[256].median_ms:.3f} ms",
-            "-" if m is base else speedup(base.latency[SPEED_BATCH], m.latency[SPEED_BATCH], SPEED_BATCH, None, 1).interval,
+            f"{m.latency[big].median_ms:.3f} ms",
+            "-" if m is base else speedup(base.latency[big], m.latency[big], big, None, 1).interval,
         ]
         for m in [base, *result.stages]
     ]
@@ -44,8 +48,9 @@ def latency_note(result) -> str | None:
         load, cpus = conditions["load_average_1min"], conditions["cpus"]
     except (OSError, ValueError, KeyError, TypeError):
         load, cpus = machine_load()
-    final = speedup(result.baseline.latency[SPEED_BATCH], result.final.latency[SPEED_BATCH], SPEED_BATCH, load, cpus)
+    big = speed_batch(result)
+    final = speedup(result.baseline.latency[big], result.final.latency[big], big, load, cpus)
     if not final.noisy:
         return None
-    return (f"latency noisy: {'; '.join(final.reasons)}. The final model's batch-{SPEED_BATCH} speedup is somewhere in "
+    return (f"latency noisy: {'; '.join(final.reasons)}. The final model's batch-{big} speedup is somewhere in "
             f"{final.interval}; time it again on a quiet machine before quoting one number.")

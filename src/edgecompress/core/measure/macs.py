@@ -11,8 +11,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from edgecompress.core.tasks.inputs import Inputs, call_model
 
-def count_macs(model: nn.Module, example_input: torch.Tensor) -> tuple[int, dict[str, int]]:
+
+def count_macs(model: nn.Module, example_input: Inputs) -> tuple[int, dict[str, int]]:
     """Return total MACs of one forward pass and each module's own MACs, by qualified name ("" is the root).
 
     A module's own MACs are those its children do not account for: all of a leaf layer's work, and the
@@ -23,7 +25,7 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> tuple[int, dict
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            model(example_input)
+            call_model(model, example_input)
     finally:
         model.train(was_training)
     root = type(model).__name__

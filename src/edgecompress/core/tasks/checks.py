@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
 from edgecompress.core.errors import UserError, first_line
+from edgecompress.core.tasks.inputs import Inputs, call_model, describe, first_samples, float_tensors, repeat_sample
 from edgecompress.core.tasks.task import Task
 
 
@@ -28,14 +31,18 @@ def _check_task(model: nn.Module, task: Task) -> None:
         if loader is None:
             continue
         inputs, targets = _first_batch(loader, role)
-        if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
+        if isinstance(inputs, Mapping):
+            if not inputs or not all(isinstance(value, torch.Tensor) for value in inputs.values()):
+                raise UserError(f"data: {role} inputs given by name must be a non-empty dict of tensors")
+        elif not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
             kind = inputs.dtype if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-            raise UserError(f"data: {role} inputs must be a float tensor, got {kind}")
-        if not torch.isfinite(inputs).all():
+            raise UserError(f"data: {role} inputs must be a float tensor (or a dict of named tensors), got {kind}")
+        else:
+            shapes[role] = tuple(inputs.shape[1:])  # named inputs (token batches) may differ in length per batch
+        if not all(torch.isfinite(value).all() for value in float_tensors(inputs)):
             raise UserError(f"data: the first {role} batch holds NaN or Inf inputs; clean the data first")
-        shapes[role] = tuple(inputs.shape[1:])
         if role == "eval":
-            _check_model_runs(model, inputs[:2])
+            _check_model_runs(model, first_samples(inputs, 2))
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{role} {'x'.join(map(str, s))}" for role, s in shapes.items())
         raise UserError(f"data: the loaders' sample shapes differ ({listed}); they must match the model input")
@@ -58,7 +65,7 @@ class FiniteBatches:
     def __iter__(self):
         for number, batch in enumerate(self.loader, 1):
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and not torch.isfinite(inputs).all():
+            if isinstance(inputs, (torch.Tensor, Mapping)) and not all(torch.isfinite(v).all() for v in float_tensors(inputs)):
                 raise UserError(f"{self.field}: batch {number} of the {self.data} data holds NaN or Inf inputs; clean the data first")
             yield batch
 
@@ -79,31 +86,31 @@ def _first_batch(loader, role: str):
 BATCH_FIX = "make forward() follow x.shape[0] (no fixed batch in view/reshape or initial states)"
 
 
-def _check_model_runs(model: nn.Module, inputs: torch.Tensor) -> None:
+def _check_model_runs(model: nn.Module, inputs: Inputs) -> None:
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             try:
-                model(inputs[:1])
+                call_model(model, first_samples(inputs, 1))
             except Exception as exc:
                 first = first_line(exc)
-                shape = "x".join(map(str, inputs.shape[1:]))
+                shape = describe(first_samples(inputs, 1)) if isinstance(inputs, Mapping) else "x".join(map(str, inputs.shape[1:]))
                 raise UserError(f"data: samples of shape {shape} do not fit {type(model).__name__}: {first}") from None
-            _check_batch_axis(model, inputs[:1])
+            _check_batch_axis(model, first_samples(inputs, 1))
     finally:
         model.train(was_training)
 
 
-def _check_batch_axis(model: nn.Module, sample: torch.Tensor) -> None:
+def _check_batch_axis(model: nn.Module, sample: Inputs) -> None:
     """Axis 0 is the batch, of any size: the exported file is scored in batches (of 256) in ONNX Runtime,
     so a model that only runs on one sample, or that folds the batch into another axis, is refused here,
     before any training, rather than after it at the first scoring."""
     name = type(model).__name__
     for size in (1, 3):
-        batch = sample.repeat(size, *[1] * (sample.dim() - 1))
+        batch = repeat_sample(sample, size)
         try:
-            output = model(batch)
+            output = call_model(model, batch)
         except Exception as exc:
             raise UserError(f"model: {name} fails on a batch of {size} samples ({first_line(exc)}); {BATCH_FIX}") from None
         if isinstance(output, torch.Tensor) and (output.dim() == 0 or output.shape[0] != size):

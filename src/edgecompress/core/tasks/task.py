@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from edgecompress.core.tasks.inputs import Inputs, first_samples
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -23,6 +27,7 @@ class Metric:
     fn: Callable[[torch.Tensor, torch.Tensor], float]
     higher_is_better: bool = True
     unit: str = ""
+    details: Callable[[torch.Tensor, torch.Tensor], dict] | None = None  # more numbers for metrics.json, same outputs
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(outputs, targets))
@@ -32,9 +37,15 @@ class Metric:
 class Task:
     """Everything a compression run needs besides the model.
 
-    Loaders yield `(inputs, targets)` batches. `train_loader` feeds fine-tuning and calibration;
+    Loaders yield `(inputs, targets)` batches; inputs are one tensor, or a dict of named tensors (a tokenized
+    batch) passed to the model as keyword arguments. `train_loader` feeds fine-tuning and calibration;
     `eval_loader` is only used to score models, never to fit them or to make choices; choices (e.g. which
     layers stay in float) use `val_loader` when given, else the training data.
+
+    A model family (e.g. sentence encoders, `families/encoder/task.py`) is a task that also says how its
+    model is exported (`export`), which inputs its latency is timed on (`latency_inputs`, `latency_batches`),
+    and which files ship beside the artifact (`ship`, e.g. a tokenizer). The defaults suit one float input
+    with a batch axis.
     """
 
     name: str
@@ -43,12 +54,16 @@ class Task:
     metric: Metric
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
     val_loader: Iterable[Batch] | None = None
+    export: Callable[[nn.Module, Path], Path] | None = None  # default: torch.onnx with a dynamic batch axis
+    latency_inputs: Callable[[int], Inputs] | None = None  # batch size -> inputs; default: random normal
+    latency_batches: tuple[int, ...] = (1, 256)
+    ship: Callable[[Path, Path], None] | None = None  # (final artifact, run folder): write what it needs beside it
 
     def scored_on(self, loader: Iterable[Batch]) -> "Task":
         """The same task with `loader` as the data its scores are computed on (e.g. validation data)."""
         return dataclasses.replace(self, eval_loader=loader)
 
-    def example_input(self) -> torch.Tensor:
+    def example_input(self) -> Inputs:
         """One sample (batch of 1) from the evaluation data: fixes the input shape for export and MACs."""
         inputs, _ = next(iter(self.eval_loader))
-        return inputs[:1].clone()
+        return first_samples(inputs, 1)

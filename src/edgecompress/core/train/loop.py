@@ -9,6 +9,7 @@ from torch import nn
 
 from edgecompress.core.errors import RunFailure, UserError
 from edgecompress.core.progress import progress_bar
+from edgecompress.core.tasks.inputs import call_model
 from edgecompress.core.tasks.task import Task
 from edgecompress.core.train.distill import distillation_loss
 
@@ -48,11 +49,11 @@ def train_epochs(
             total, batches = 0.0, 0
             for number, (inputs, targets) in enumerate(task.train_loader, 1):
                 optimizer.zero_grad(set_to_none=True)
-                outputs = model(inputs)
+                outputs = call_model(model, inputs)
                 loss = task.loss_fn(outputs, targets)
                 if teacher is not None and distill_weight > 0:
                     with torch.no_grad():
-                        teacher_outputs = teacher(inputs)
+                        teacher_outputs = call_model(teacher, inputs)
                     soft = distillation_loss(outputs, teacher_outputs, temperature)
                     loss = (1 - distill_weight) * loss + distill_weight * soft
                 if not torch.isfinite(loss):

@@ -19,7 +19,7 @@ from edgecompress.core.measure.params import count_nonzero_params, count_params
 from edgecompress.core.results import SweepPoint
 from edgecompress.core.tasks.task import Task
 from edgecompress.delivery import pack
-from edgecompress.onnx import export_onnx
+from edgecompress.onnx import export_model
 from edgecompress.orchestration.trials.store import TrialStore, fingerprint
 
 
@@ -33,7 +33,7 @@ class MeasuredPoint:
 def measure_point(model: nn.Module, method: str, level: float, finetuned: bool, task: Task, example) -> MeasuredPoint:
     """Export, pack and score `model` in a private folder; return the point and its files' bytes."""
     with tempfile.TemporaryDirectory(prefix="edgecompress-point-") as folder:
-        onnx_path = export_onnx(model, example, Path(folder) / "point.onnx")
+        onnx_path = export_model(model, example, Path(folder) / "point.onnx", task)
         packed = pack(onnx_path, Path(folder) / "point.ecz")
         point = SweepPoint(
             method, level, finetuned, score_onnx(onnx_path, task), count_params(model), count_nonzero_params(model),

@@ -22,7 +22,7 @@ from torch import nn
 from edgecompress.core.errors import UserError
 from edgecompress.core.evaluate import score_onnx
 from edgecompress.core.tasks.task import Task
-from edgecompress.onnx import export_onnx
+from edgecompress.onnx import export_model
 from edgecompress.orchestration.curves.sparsity_sweep import check_levels
 from edgecompress.orchestration.executors import Executor, make_executor
 from edgecompress.orchestration.pipeline.stages import Prune
@@ -140,7 +140,7 @@ def _layer_trial(shared: _Shared, trial: tuple[str | None, float]) -> tuple[floa
         config = Prune(pattern="unstructured", criterion="l1", amount=level, layers=(name,), keep_classifier=shared.keep_classifier)
         prune_model(pruned, config, shared.example, train=lambda *a, **k: None)
     with tempfile.TemporaryDirectory(prefix="edgecompress-layer-") as folder:
-        path = export_onnx(pruned, shared.example, Path(folder) / "layer.onnx")
+        path = export_model(pruned, shared.example, Path(folder) / "layer.onnx", shared.task)
         return score_onnx(path, shared.task), path.read_bytes()
 
 

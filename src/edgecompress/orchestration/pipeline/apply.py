@@ -71,7 +71,7 @@ def apply(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgecompress-apply-") as scratch:
         torch_model = model if isinstance(model, nn.Module) else None
-        onnx_path = _onnx_file(model, example_input, Path(scratch))
+        onnx_path = _onnx_file(model, example_input, Path(scratch), task)
         ctx = StageContext(task, example_input, teacher if teacher is not None else torch_model, out, label, seed, score_fn, target)
         return run_stage(config, ModelState(torch_model, onnx_path), ctx).onnx_path
 
@@ -83,7 +83,7 @@ def _as_task(data) -> Task | None:
     return Task("apply", train_loader=data, eval_loader=data, metric=accuracy)
 
 
-def _onnx_file(model, example_input, scratch: Path) -> Path:
+def _onnx_file(model, example_input, scratch: Path, task: Task | None) -> Path:
     if not isinstance(model, nn.Module):
         path = Path(model)
         if path.suffix != ".onnx" or not path.is_file():
@@ -91,8 +91,8 @@ def _onnx_file(model, example_input, scratch: Path) -> Path:
         return path
     if example_input is None:
         raise UserError("apply: exporting the module needs example_input= (one batch) or data=")
-    from edgecompress.onnx import export_onnx
+    from edgecompress.onnx import export_model
 
     path = scratch / "model.onnx"
-    export_onnx(copy.deepcopy(model).eval(), example_input, path)
+    export_model(copy.deepcopy(model).eval(), example_input, path, task)
     return path

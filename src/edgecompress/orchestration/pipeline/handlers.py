@@ -11,13 +11,15 @@ from typing import Annotated, Union
 
 from pydantic import Discriminator, Field, Tag
 
+from edgecompress.techniques.distill import Distill, distill_stage
 from edgecompress.techniques.finetune import Finetune, finetune_stage
 from edgecompress.techniques.lowrank.stage import Factorize, factorize_stage
 from edgecompress.techniques.prune.config import Prune
 from edgecompress.techniques.prune.sparsegpt import SparseGPT, sparsegpt_stage
 from edgecompress.techniques.prune.stage import prune_stage
-from edgecompress.techniques.quantize.config import CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
+from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
 from edgecompress.techniques.quantize.stage import (
+    block_qat_stage,
     cast_fp16_stage,
     qat_stage,
     quantize_dynamic_stage,
@@ -25,6 +27,7 @@ from edgecompress.techniques.quantize.stage import (
     quantize_static_stage,
 )
 from edgecompress.techniques.stage import Handler, ModelState, StageConfig, StageContext
+from edgecompress.techniques.transformer import RemoveFfn, RemoveHeads, remove_ffn_stage, remove_heads_stage
 
 HANDLERS: dict[type[StageConfig], Handler] = {
     Prune: prune_stage,
@@ -36,6 +39,10 @@ HANDLERS: dict[type[StageConfig], Handler] = {
     CastFp16: cast_fp16_stage,
     QuantizeInt4: quantize_int4_stage,
     SparseGPT: sparsegpt_stage,
+    Distill: distill_stage,
+    BlockQat: block_qat_stage,
+    RemoveFfn: remove_ffn_stage,
+    RemoveHeads: remove_heads_stage,
 }
 
 __all__ = ["HANDLERS", "ModelState", "StageContext", "run_stage", "stage_union"]

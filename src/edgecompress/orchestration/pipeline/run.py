@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 from torch import nn
 
 from edgecompress.core.errors import UserError
-from edgecompress.core.evaluate import score_onnx
+from edgecompress.core.evaluate import evaluate_onnx
 from edgecompress.core.measure.artifact import artifact_bytes
 from edgecompress.core.measure.macs import count_macs
 from edgecompress.core.measure.params import count_nonzero_params, count_params
@@ -20,9 +21,10 @@ from edgecompress.core.models.checkpoint import save_model_file
 from edgecompress.core.progress import console
 from edgecompress.core.seeding import check_seed, seed_everything
 from edgecompress.core.tasks.checks import check_task
+from edgecompress.core.tasks.inputs import describe
 from edgecompress.core.tasks.task import Task
 from edgecompress.delivery import pack
-from edgecompress.onnx import export_onnx
+from edgecompress.onnx import export_model
 from edgecompress.orchestration.pipeline.checkpoints import (
     CHECKPOINT_DIR,
     fingerprint,
@@ -33,12 +35,12 @@ from edgecompress.orchestration.pipeline.checkpoints import (
 from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext, run_stage
 from edgecompress.orchestration.pipeline.stages import StageConfig
 from edgecompress.reporting.report import write_run_outputs
-from edgecompress.runtime.latency import Latency, measure_latencies
+from edgecompress.runtime.feeds import feeds_for
+from edgecompress.runtime.latency import Latency, measure_feed_latencies
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.storage.rundir import owned_run_dir
 from edgecompress.techniques.prune.engine import check_prune_stages
 
-LATENCY_BATCHES = (1, 256)
 TORCH_MODEL_FILE = "model.safetensors"
 
 
@@ -185,7 +187,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
     example_input = task.example_input()
     baseline_model = copy.deepcopy(model).eval()
 
-    fp = fingerprint("baseline", task.name, seed, list(example_input.shape), model_fingerprint(baseline_model))
+    fp = fingerprint("baseline", task.name, seed, describe(example_input), model_fingerprint(baseline_model))
     state = _torch_state(baseline_model, example_input)
     restored = _load_stage(out, "00-baseline", fp, baseline_model, resume)
     baseline = restored[0] if restored else None
@@ -217,7 +219,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
                 state = dataclasses.replace(_torch_state(state.torch_model, example_input), details=state.details)
             measurement = _measure_artifact(config.name, state, task, example_input, out, relative, start)
             measurement.config = config.model_dump(mode="json")
-            measurement.details = state.details
+            measurement.details = {**state.details, **measurement.details}
             save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
             console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
         if state.torch_model is not None:
@@ -226,8 +228,8 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
 
     console.log("timing every artifact in ONNX Runtime (one thread, interleaved)")
     everything = [baseline, *measurements]
-    sample_shape = tuple(example_input.shape[1:])
-    latencies = measure_latencies([out / m.artifact for m in everything], sample_shape, LATENCY_BATCHES, seed=seed)
+    paths = [out / m.artifact for m in everything]
+    latencies = measure_feed_latencies(paths, latency_feeds(task, example_input, paths[0], seed))
     for measurement, latency in zip(everything, latencies):
         measurement.latency = latency
 
@@ -237,9 +239,24 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
         measurement.storage_bytes = packed.path.stat().st_size
 
     result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed, target)
+    if task.ship is not None:
+        task.ship(out / result.final.artifact, out)
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
-    write_run_outputs(result, tuple(example_input.shape))
+    write_run_outputs(result, example_input)
     return result
+
+
+def latency_feeds(task: Task, example_input, onnx_path: Path, seed: int) -> dict:
+    """Batch size -> ONNX Runtime feeds to time: the task's own inputs (e.g. real token batches), else random
+    normal samples of the example input's shape."""
+    if task.latency_inputs is not None:
+        import onnx
+
+        names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+        return {batch: feeds_for(task.latency_inputs(batch), names) for batch in task.latency_batches}
+    rng = np.random.default_rng(seed)
+    sample_shape = tuple(example_input.shape[1:])
+    return {batch: rng.standard_normal((batch, *sample_shape), dtype=np.float32) for batch in task.latency_batches}
 
 
 def _load_stage(out, key, fp, template, resume) -> tuple[Measurement, ModelState] | None:
@@ -263,16 +280,17 @@ def _torch_state(model: nn.Module, example_input) -> ModelState:
 def _measure_artifact(name, state: ModelState, task, example_input, out: Path, relative: str, start: float) -> Measurement:
     path = out / relative
     if state.onnx_path is None:
-        export_onnx(state.torch_model, example_input, path)
+        export_model(state.torch_model, example_input, path, task)
         state.onnx_path = path
-    score = score_onnx(path, task)
+    score = evaluate_onnx(path, task)
     return Measurement(
         name=name,
-        score=score,
+        score=score.value,
         artifact=relative,
         artifact_bytes=artifact_bytes(path),
         params=state.params,
         nonzero_params=state.nonzero_params,
         macs=state.macs,
         seconds=time.perf_counter() - start,
+        details=dict(score.details),
     )

@@ -8,19 +8,22 @@ recipe. A recipe is a list of them; the YAML recipe is their serialized form.
 from __future__ import annotations
 
 from edgecompress.orchestration.pipeline.handlers import stage_union
+from edgecompress.techniques.distill import Distill
 from edgecompress.techniques.finetune import Finetune
 from edgecompress.techniques.lowrank.stage import Factorize
 from edgecompress.techniques.prune.config import Prune
 from edgecompress.techniques.prune.criteria import Custom, Magnitude, Movement, OwnMasks, Random, Taylor, Wanda
 from edgecompress.techniques.prune.patterns import NM, Blocks, Channels, Unstructured
-from edgecompress.techniques.quantize.config import CastFp16, Qat, Quantize, QuantizeDynamic, QuantizeInt4, QuantizeStatic
+from edgecompress.techniques.prune.sparsegpt import SparseGPT
+from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, Quantize, QuantizeDynamic, QuantizeInt4, QuantizeStatic
 from edgecompress.techniques.stage import StageConfig
+from edgecompress.techniques.transformer import RemoveFfn, RemoveHeads
 
 AnyStage = stage_union()
 
 __all__ = [
     "AnyStage", "StageConfig", "default_recipe",
-    "Prune", "Finetune", "Factorize", "Qat",
+    "Prune", "Finetune", "Factorize", "Qat", "Distill", "BlockQat", "RemoveFfn", "RemoveHeads", "SparseGPT",
     "Quantize", "QuantizeStatic", "QuantizeDynamic", "CastFp16", "QuantizeInt4",
     "Unstructured", "Channels", "Blocks", "NM",
     "Magnitude", "Random", "Taylor", "Wanda", "Movement", "Custom", "OwnMasks",

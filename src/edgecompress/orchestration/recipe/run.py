@@ -13,6 +13,7 @@ from edgecompress.core.seeding import seed_everything
 from edgecompress.core.tasks.checks import check_task
 from edgecompress.core.tasks.registry import load_task
 from edgecompress.core.train import train_epochs
+from edgecompress.families.registry import FAMILIES, load_family
 from edgecompress.orchestration.pipeline.checkpoints import fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
 from edgecompress.orchestration.pipeline.run import RunResult, check_stages, compress
 from edgecompress.orchestration.recipe.schema import Recipe
@@ -52,6 +53,10 @@ def resolve_recipe(recipe: Recipe, trust_pickle: bool = False, trust_code: bool 
 
     `model:` and `task:` name code the user chose (explicit consent); a weights file's metadata is not."""
     seed_everything(recipe.seed)  # before the model is built: its initial weights come from the seed
+    if recipe.task in FAMILIES:  # a model family loads its model and builds its task together
+        if recipe.train is not None:
+            raise UserError(f"recipe: train: the {recipe.task} task compresses a trained model; remove the train section")
+        return load_family(recipe.task, recipe.model, recipe.seed, recipe.weights)
     problems = []
     loaded = task = None
     try:

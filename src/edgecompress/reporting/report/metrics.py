@@ -37,7 +37,7 @@ def metrics_document(result) -> dict:
             "artifact_bytes": "size on disk of the ONNX file, external data included",
             "storage_bytes": "size on disk of the packed file (.ecz: zeros as a bitmask, entropy-coded); "
             "edgecompress unpack rebuilds the ONNX file bit for bit",
-            "latency": "ONNX Runtime CPU, 1 thread, median of interleaved repeats, random input",
+            "latency": "ONNX Runtime CPU, 1 thread, median of interleaved repeats, " + ("the task's own inputs" if result.task.latency_inputs else "random input"),
             "speedup_interval": "baseline p25 / final p75 to baseline p75 / final p25 of the same repeats",
             "latency_noisy": "why the latency is noisy (repeats spread over 20% of the median, or a load "
             "average above the CPU count while it was timed); empty when it is not",

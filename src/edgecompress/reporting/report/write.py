@@ -19,18 +19,19 @@ PLOTS_DIR = "plots"
 TOP_LEVEL_COPIES = ("stages.png", "layers.png", "weights.png")  # where runs before plots/ put them; README names them
 
 
-def write_run_outputs(result, example_input_shape: tuple[int, ...]) -> dict:
-    """Write metrics.json, plots/{stages,layers,weights}.png (plus plots/sweep.png when DIR/sweep holds a
+def write_run_outputs(result, example_input) -> dict:
+    """`example_input`: one sample (a tensor, or named tensors), or its shape. Write metrics.json, plots/{stages,layers,weights}.png (plus plots/sweep.png when DIR/sweep holds a
     sweep) and report.html into the run's directory; every figure of the page is one of those PNGs."""
     out = result.out_dir
     plots = out / PLOTS_DIR
+    shape, example = (tuple(example_input), None) if isinstance(example_input, (tuple, list)) else ((), example_input)
     document = metrics_document(result)
     images = {
         "stages.png": plot_stages(result, plots / "stages.png"),
         "layers.png": plot_layers(
             {
-                "baseline": layer_table(result.baseline_model, example_input_shape),
-                "compressed": layer_table(result.final_torch_model, example_input_shape),
+                "baseline": layer_table(result.baseline_model, shape, example),
+                "compressed": layer_table(result.final_torch_model, shape, example),
             },
             plots / "layers.png",
             title="baseline vs compressed (before quantization)",

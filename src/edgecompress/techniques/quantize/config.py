@@ -12,11 +12,20 @@ True
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from edgecompress.techniques.stage import StageConfig
+
+
+def _power_of_two(value: int) -> int:
+    if value & (value - 1):  # ONNX Runtime's block formats (MatMulNBits, blocked Gather) take powers of two only
+        raise ValueError(f"must be a power of two (16, 32, 64, ...), got {value}")
+    return value
+
+
+PowerOfTwo = Annotated[int, AfterValidator(_power_of_two)]
 
 
 class Quantize(StageConfig):
@@ -87,14 +96,29 @@ class QuantizeStatic(_Int8):
 
 
 class QuantizeDynamic(_Int8):
-    """int8 weights, activations quantized per call (MatMul/Gemm only, no calibration data); for MLPs and
-    transformers.
+    """int8 weights, activations quantized per call (MatMul/Gemm only); for MLPs and transformers.
+
+    Transformers' activations have a few outlier channels that ruin a per-tensor int8 range:
+    `smooth_outliers` scales that many of each MatMul input's largest channels down and the weights' rows
+    up (same function in float, `quantize/outlier_smoothing.py`). `rounding` gptq rounds the weights with
+    GPTQ on the calibration inputs instead of to nearest (`quantize/gptq.py`). `keep_worst` leaves that many
+    weight MatMuls in float: those whose simulated int8 output has the lowest SQNR on the calibration inputs.
+    `embedding_bits` stores large embedding tables (Gather) as int8 or int4 in blocks of a row. Each of these
+    reads the first `calibration_batches` training batches; plain dynamic int8 needs no data.
 
     >>> QuantizeDynamic(per_channel=False).mode
     'dynamic'
+    >>> QuantizeDynamic(smooth_outliers=8, rounding="gptq", embedding_bits=8).rounding
+    'gptq'
     """
 
     mode: Literal["dynamic"] = "dynamic"
+    smooth_outliers: int = Field(0, ge=0, le=4096, description="activation channels per MatMul input scaled into the weights")
+    rounding: Literal["nearest", "gptq"] = Field("nearest", description="how weights are rounded onto the int8 grid")
+    keep_worst: int = Field(0, ge=0, le=100_000, description="this many weight MatMuls with the lowest int8 SQNR stay in float")
+    calibration_batches: int = Field(8, ge=1, le=100_000, description="training batches read by the options above")
+    embedding_bits: Optional[Literal[4, 8]] = Field(None, description="store large embedding tables in this many bits")
+    embedding_block_size: PowerOfTwo = Field(128, ge=16, le=65536, description="table values per scale, a power of two")
 
 
 class CastFp16(Quantize):
@@ -108,21 +132,19 @@ class CastFp16(Quantize):
 
 
 class QuantizeInt4(Quantize):
-    """Weight-only 4-bit in blocks of `block_size` weights per scale (ONNX Runtime's MatMulNBits); Linear layers only.
+    """Weight-only 4-bit in blocks of `block_size` weights per scale (ONNX Runtime's MatMulNBits); Linear layers
+    only. `embedding_bits` also stores large embedding tables (Gather) in 4 or 8 bits, in blocks of a row. After
+    `block_qat` with the same sizes the stored weights are exactly the trained ones.
 
     >>> QuantizeInt4(block_size=128).block_size
     128
     """
 
     mode: Literal["int4"] = "int4"
-    block_size: int = Field(32, ge=16, le=4096, description="weights per scale, a power of two")
+    block_size: PowerOfTwo = Field(32, ge=16, le=4096, description="weights per scale, a power of two")
+    embedding_bits: Optional[Literal[4, 8]] = Field(None, description="store large embedding tables in this many bits")
+    embedding_block_size: PowerOfTwo = Field(64, ge=16, le=65536, description="table values per scale, a power of two")
 
-    @field_validator("block_size")
-    @classmethod
-    def _power_of_two(cls, value: int) -> int:
-        if value & (value - 1):  # ONNX Runtime's MatMulNBits takes powers of two only
-            raise ValueError(f"block_size must be a power of two (16, 32, ..., 4096), got {value}")
-        return value
 
 
 def quantize_modes() -> dict[str, type[Quantize]]:
@@ -162,3 +184,19 @@ class Qat(StageConfig):
         if self.bits != "ternary" and self.ternary_rule != "twn":
             raise ValueError("ternary_rule applies to bits ternary only")
         return self
+
+
+class BlockQat(StageConfig):
+    """Put every Linear weight on ONNX Runtime's int4 block grid (MatMulNBits) and the large embedding tables on
+    their `embedding_bits` grid, straight-through (`quantize/block_qat.py`). Training stages that follow
+    (`distill`, `finetune`) learn on the grid, and `quantize` mode int4 with the same sizes then stores exactly
+    the trained weights. The tables are put on their grid once and stay fixed.
+
+    >>> BlockQat(block_size=64).stage
+    'block_qat'
+    """
+
+    stage: Literal["block_qat"] = "block_qat"
+    block_size: PowerOfTwo = Field(32, ge=16, le=4096, description="Linear weights per scale, a power of two")
+    embedding_bits: Literal[4, 8] = Field(4, description="bits of the embedding tables' grid")
+    embedding_block_size: PowerOfTwo = Field(64, ge=16, le=65536, description="table values per scale, a power of two")

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import copy
+from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
 from typing import Callable
 
 import onnx
 
+from edgecompress.core.errors import UserError
 from edgecompress.core.progress import console
 from edgecompress.core.tasks.checks import FiniteBatches
 from edgecompress.core.train import train_epochs
 from edgecompress.runtime.feeds import input_feeds
+from edgecompress.storage.files import atomic_path
+from edgecompress.storage.rundir import scratch_dir
 from edgecompress.techniques.prune.selection import select_layers
-from edgecompress.techniques.quantize.config import CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
+from edgecompress.techniques.quantize.block_qat import prepare_block_qat
+from edgecompress.techniques.quantize.channel_ranges import channel_absmax
+from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
+from edgecompress.techniques.quantize.embedding_tables import quantize_embedding_tables
 from edgecompress.techniques.quantize.exact_int8 import ensure_exact_int8
+from edgecompress.techniques.quantize.matmul_error import matmul_quantization_error
 from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
 from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.techniques.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
 from edgecompress.techniques.quantize.onnx_static import nodes_using, quantize_static_int8
+from edgecompress.techniques.quantize.outlier_smoothing import smooth_outlier_channels, weight_matmul_inputs
 from edgecompress.techniques.quantize.qat import prepare_qat
 from edgecompress.techniques.stage import DecisionData, ModelState, StageContext
 
@@ -46,14 +56,49 @@ def quantize_static_stage(config: QuantizeStatic, state: ModelState, ctx: StageC
 
 
 def quantize_dynamic_stage(config: QuantizeDynamic, state: ModelState, ctx: StageContext) -> ModelState:
-    def write(keep_float_weights: tuple[str, ...], weight_bits: int) -> Path:
-        source_graph = onnx.load(str(state.onnx_path), load_external_data=False).graph
-        excluded = tuple(nodes_using(source_graph, keep_float_weights))
-        return quantize_dynamic_int8(
-            state.onnx_path, ctx.artifact_path, per_channel=config.per_channel, exclude_nodes=excluded, weight_bits=weight_bits
-        )
+    details: dict = {"rounding": config.rounding}
+    with ExitStack() as stack:
+        source, calibration = state.onnx_path, _dynamic_calibration(config, state, ctx)
+        model = onnx.load(str(source))
+        if config.smooth_outliers:
+            smoothed = smooth_outlier_channels(model, channel_absmax(model, weight_matmul_inputs(model), calibration), config.smooth_outliers)
+            model, source = smoothed.model, stack.enter_context(scratch_dir()) / "smoothed.onnx"
+            onnx.save_model(model, str(source))
+            details["smoothed_tensors"] = len(smoothed.outlier_channels)
+        worst: tuple[str, ...] = ()
+        if config.keep_worst:
+            errors = matmul_quantization_error(model, calibration, max_batches=len(calibration))
+            if config.keep_worst >= len(errors):
+                raise UserError(f"quantize.keep_worst: {config.keep_worst} would keep all {len(errors)} weight MatMuls in float; give fewer")
+            worst = tuple(e.node for e in errors[: config.keep_worst])
+            details["kept_worst"] = [e.to_json() for e in errors[: config.keep_worst]]
+            details["kept_worst_why"] = f"lowest SQNR of the MatMul output under simulated int8, on {len(calibration)} calibration batches"
+            details["matmul_sqnr_db"] = {e.node: round(e.sqnr_db, 2) for e in errors}
+        source_graph = model.graph
 
-    return _int8(config, state, ctx, write)
+        def write(keep_float_weights: tuple[str, ...], weight_bits: int) -> Path:
+            excluded = (*nodes_using(source_graph, keep_float_weights), *worst)
+            quantized = ctx.artifact_path if config.embedding_bits is None else stack.enter_context(scratch_dir()) / "int8.onnx"
+            quantize_dynamic_int8(
+                source, quantized, per_channel=config.per_channel, exclude_nodes=excluded, weight_bits=weight_bits,
+                gptq_calibration=calibration if config.rounding == "gptq" else None,
+            )
+            if config.embedding_bits is not None:
+                details["embedding_tables"] = _embedding_tables(quantized, ctx.artifact_path, config.embedding_bits, config.embedding_block_size)
+            return ctx.artifact_path
+
+        result = _int8(config, state, ctx, write)
+    result.details["quantization"] = {**details, **result.details.get("quantization", {})}
+    return result
+
+
+def _dynamic_calibration(config: QuantizeDynamic, state: ModelState, ctx: StageContext) -> list | None:
+    """The first `calibration_batches` training inputs as feeds, when an option of the stage reads them."""
+    if not (config.smooth_outliers or config.keep_worst or config.rounding == "gptq"):
+        return None
+    task = ctx.require_task("quantize")
+    batches = FiniteBatches(task.train_loader, "quantize.calibration_batches")
+    return list(islice(input_feeds(batches, state.onnx_path), config.calibration_batches))
 
 
 def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> ModelState:
@@ -62,8 +107,29 @@ def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> M
 
 
 def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageContext) -> ModelState:
-    quantize_int4_weights(state.onnx_path, ctx.artifact_path, block_size=config.block_size)
-    return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs)
+    details: dict = {"block_size": config.block_size}
+    if config.embedding_bits is None:
+        quantize_int4_weights(state.onnx_path, ctx.artifact_path, block_size=config.block_size)
+    else:
+        with scratch_dir() as work:
+            quantize_int4_weights(state.onnx_path, work / "int4.onnx", block_size=config.block_size)
+            details["embedding_tables"] = _embedding_tables(work / "int4.onnx", ctx.artifact_path, config.embedding_bits, config.embedding_block_size)
+        details["embedding_bits"] = config.embedding_bits
+    return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, {"quantization": details})
+
+
+def _embedding_tables(source: Path, target: Path, bits: int, block_size: int) -> list[str]:
+    """Store `source`'s large embedding tables in `bits` (blocks of a row); write the result to `target`."""
+    quantized, tables = quantize_embedding_tables(onnx.load(str(source)), bits=bits, block_size=block_size)
+    with atomic_path(target) as tmp:
+        onnx.save_model(quantized, str(tmp))
+    return tables
+
+
+def block_qat_stage(config: BlockQat, state: ModelState, ctx: StageContext) -> ModelState:
+    model = copy.deepcopy(state.torch_model)
+    grids = prepare_block_qat(model, config.block_size, config.embedding_bits, config.embedding_block_size)
+    return ModelState(model, details={"block_qat": grids})
 
 
 def qat_stage(config: Qat, state: ModelState, ctx: StageContext) -> ModelState:

@@ -47,7 +47,7 @@ def remove_ffn_neurons(model: nn.Module, fraction: float, feeds: Feeds | None = 
     >>> remove_ffn_neurons(encoder, 0.5, calibration_feeds)["kept_per_layer"]  # 1536 -> 768 on MiniLM  # doctest: +SKIP
     [768, 768, 768, 768, 768, 768]
     """
-    _check_fraction(fraction, "prune.ffn_fraction")
+    _check_fraction(fraction, "remove_ffn.fraction")
     layers = bert_layers(model)
     downs = [layer.output.dense for layer in layers]
     _check_plain([m for layer, down in zip(layers, downs) for m in (layer.intermediate.dense, down)])
@@ -84,7 +84,7 @@ def remove_attention_heads(model: nn.Module, fraction: float, feeds: Feeds | Non
     >>> remove_attention_heads(encoder, 0.25, calibration_feeds)["kept_per_layer"]  # 12 -> 9 heads  # doctest: +SKIP
     [9, 9, 9, 9, 9, 9]
     """
-    _check_fraction(fraction, "prune.head_fraction")
+    _check_fraction(fraction, "remove_heads.fraction")
     layers = bert_layers(model)
     attention = [layer.attention for layer in layers]
     _check_plain([m for a in attention for m in (a.self.query, a.self.key, a.self.value, a.output.dense)])

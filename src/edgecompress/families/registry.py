@@ -1,0 +1,37 @@
+"""Model families by task name: how a recipe's `model:` loads for the task, and the task it runs on.
+
+A family is a task plus presets, not a pipeline of its own: `resolve_recipe` asks this table for the model
+and the task, and everything after that (stages, export, measuring, report) is the one pipeline's.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from edgecompress.core.errors import UserError
+from edgecompress.core.models.loading import LoadedModel
+from edgecompress.core.tasks.task import Task
+
+
+def _sentence_encoder(model: str, seed: int) -> tuple[LoadedModel, Task]:
+    from edgecompress.families.encoder.model_dir import load_encoder
+    from edgecompress.families.encoder.presets import BUILTIN_ENCODER
+    from edgecompress.families.encoder.task import sentence_encoder_task
+
+    encoder = load_encoder(None if model == BUILTIN_ENCODER else model)
+    return LoadedModel(encoder.model, source=str(encoder.directory)), sentence_encoder_task(encoder, seed)
+
+
+# task name -> (recipe `model:`, seed) -> the loaded model and its task
+FAMILIES: dict[str, Callable[[str, int], tuple[LoadedModel, Task]]] = {
+    "sentence-encoder": _sentence_encoder,
+}
+
+FAMILY_MODELS = {"sentence-encoder": "minilm (the bundled all-MiniLM-L6-v2) or a Hugging Face encoder directory"}
+
+
+def load_family(task: str, model: str, seed: int, weights: str | None = None) -> tuple[LoadedModel, Task]:
+    """The model and task of a family's recipe; `weights` do not apply (the model directory holds them)."""
+    if weights is not None:
+        raise UserError(f"weights: the {task} task loads its weights from model: ({FAMILY_MODELS[task]}); remove weights")
+    return FAMILIES[task](model, seed)
