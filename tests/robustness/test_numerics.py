@@ -113,7 +113,7 @@ def test_a_model_with_nothing_to_prune_is_one_clear_line(tmp_path):
             return x.flatten(1)[:, :10] * self.scale
 
     task = _task(torch.rand(16, 1, 8, 8))
-    with pytest.raises(ec.UserError, match="prune.layers: pattern '\\*' matches no Linear/Conv1d/Conv2d/Conv3d layer; layers are: none"):
+    with pytest.raises(ec.UserError, match="prune.layers: pattern '\\*' matches no Linear/Conv1d/Conv2d/Conv3d/GRU/LSTM/RNN layer; layers are: none"):
         ec.compress(ScaleOnly(), task, [ec.Prune(pattern="unstructured")], tmp_path / "run")
     only_classifier = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with pytest.raises(ec.UserError, match="no layer left to prune after prune.keep and the kept classifier"):

@@ -96,10 +96,12 @@ def run_command(
 
 def _print_run_summary(result) -> None:
     """The summary table (whole values at any width: reporting/terminal.py) and where the files are."""
-    from edgecompress.reporting.summary import latency_note, run_summary_grid
+    from edgecompress.reporting.summary import latency_note, left_as_is_lines, run_summary_grid
     from edgecompress.reporting.terminal import print_grid
 
     print_grid(console, run_summary_grid(result))
+    for line in left_as_is_lines(result):
+        _print_line(line)
     note = latency_note(result)
     if note:
         _print_line(note)

@@ -43,10 +43,27 @@ def set_mask(module: nn.Module, keep: torch.Tensor, name: str = "weight") -> Non
         existing.copy_(existing * mask)
         return
     parametrize.register_parametrization(module, name, WeightMask(mask))
+    if isinstance(module, nn.RNNBase) and _release_flat_weights not in module._forward_hooks.values():
+        module.register_forward_hook(_release_flat_weights)
 
 
-def masked_modules(model: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in model.named_modules() if get_mask(m) is not None}
+def _release_flat_weights(module: nn.RNNBase, args, output) -> None:
+    """A masked GRU/LSTM/RNN keeps its last forward's weight * mask products in `_flat_weights`; a deep copy
+    (every stage copies its model) refuses such non-leaf tensors, so they are detached after each call.
+    The next forward rebuilds the list anyway: the parametrized weight is a new tensor each time."""
+    module._flat_weights = [w.detach() if isinstance(w, torch.Tensor) and w.grad_fn is not None else w for w in module._flat_weights]
+
+
+def masked_weights(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Every masked weight: `<module>` for a module's `weight`, `<module>.<param>` for another (a recurrent
+    layer's `weight_hh_l0`, ...) -> (module, parameter name)."""
+    out = {}
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for param in module.parametrizations:
+                if get_mask(module, param) is not None:
+                    out[name if param == "weight" else f"{name}.{param}"] = (module, param)
+    return out
 
 
 def finalize(model: nn.Module) -> nn.Module:
@@ -62,6 +79,8 @@ def finalize(model: nn.Module) -> nn.Module:
             del module._modules["parametrizations"]
             for name, value in values.items():
                 module.register_parameter(name, nn.Parameter(value))
+            for key in [k for k, hook in module._forward_hooks.items() if hook is _release_flat_weights]:
+                del module._forward_hooks[key]
     return model
 
 

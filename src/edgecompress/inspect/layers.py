@@ -31,6 +31,7 @@ class LayerRow:
     # A batch-norm with running statistics: the exporter folds it into the layer before it (its scale into
     # the weights, its shift into the bias), so what is left in the file is at most that bias (4 B per channel).
     folded_bytes: int | None = None
+    matrices: tuple[tuple[int, int], ...] = ()  # (rows, columns) of each 2-D weight: a GRU/LSTM has several
 
     @property
     def folds_at_export(self) -> bool:
@@ -117,6 +118,7 @@ def _row(name: str, module: nn.Module, params: dict, stored: list, macs: int) ->
         zeros=sum(int((p == 0).sum()) for p in params.values()),
         dtype=str(main.dtype).replace("torch.", "") if main is not None else "-",
         folded_bytes=4 * module.num_features if _folds_at_export(module) else None,
+        matrices=tuple((p.shape[0], p.shape[1]) for p in params.values() if p.dim() == 2),
     )
 
 

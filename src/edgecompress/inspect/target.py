@@ -2,8 +2,9 @@
 
 The advice counts what the exported file will hold: batch-norm layers fold into the layer before them at
 export, so they are neither counted at their state_dict size nor proposed for shrinking; and the int8
-estimate counts as int8 only the layers whose ONNX op ONNX Runtime's static quantizer (the quantize stage's
-default) has in its registry. The others (GRU, RNN, LayerNorm, ...) stay float, at 4 B per weight.
+estimate counts as int8 only the layers the quantize stage's default route (static int8) really quantizes:
+the ops in ONNX Runtime's static quantizer registry, plus GRU and LSTM weights (`recurrent_int8.py`: int8
+per row, biases in float). The others (LayerNorm, GroupNorm, PReLU, ...) stay float, at 4 B per weight.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ONNX_OPS = {
     "Linear": "Gemm", "Bilinear": "Bilinear", "Embedding": "Gather", "EmbeddingBag": "EmbeddingBag",
     **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d"), "Conv"),
     **dict.fromkeys(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"), "ConvTranspose"),
-    "LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "MultiheadAttention": "MatMul",
+    "LSTM": "LSTM", "GRU": "GRU", "RNN": "MatMul", "MultiheadAttention": "MatMul",  # torch.onnx unrolls nn.RNN into MatMuls
     "LayerNorm": "LayerNormalization", "GroupNorm": "GroupNormalization", "PReLU": "PRelu",
     **dict.fromkeys(("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"), "InstanceNormalization"),
 }
@@ -66,7 +67,8 @@ def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0
     A layer is cut only as far as needed: the first layer that covers the remaining excess takes just that.
     Sizes are those of the exported file: a batch-norm counts as the bias it folds into and is never cut.
     `int8_bytes` estimates int8 storage: one byte per parameter plus a float32 scale per output channel for
-    the layers ORT's int8 quantizer handles, 4 B per parameter for the others (`kept_float`).
+    the layers the int8 route handles (a GRU/LSTM: its weight matrices, with biases at 4 B), 4 B per parameter
+    for the others (`kept_float`).
 
     >>> from edgecompress.inspect.layers import layer_table
     >>> from edgecompress.core.models import DigitsCNN
@@ -97,6 +99,9 @@ def _int8_bytes(table: LayerTable) -> int:
     for row in table.rows:
         if row.folds_at_export or _stays_float(row) or not row.params:
             total += row.export_bytes
+        elif ONNX_OPS.get(row.type) in RECURRENT_INT8_OPS:  # each weight matrix int8 + a scale per row; biases float
+            matrix_params = sum(r * c for r, c in row.matrices)
+            total += matrix_params + 4 * sum(r for r, _ in row.matrices) + 4 * (row.params - matrix_params)
         elif row.dtype.startswith(("float", "bfloat")):
             out_channels = row.weight_shape[0] if row.weight_shape else 1
             total += int(row.params * INT8_BYTES_PER_PARAM) + 4 * out_channels + row.buffer_bytes
@@ -110,11 +115,15 @@ def _stays_float(row: LayerRow) -> bool:
     not one torch.onnx is known to export: a custom module is assumed float, the safe side of a size estimate)."""
     if row.folds_at_export or not row.params or not row.dtype.startswith(("float", "bfloat")):
         return False
-    return ONNX_OPS.get(row.type) not in _static_int8_ops()
+    return ONNX_OPS.get(row.type) not in _route_int8_ops()
+
+
+RECURRENT_INT8_OPS = ("GRU", "LSTM")  # quantize/recurrent_int8.py, after ORT's quantizer
 
 
 @cache
-def _static_int8_ops() -> frozenset[str]:
+def _route_int8_ops() -> frozenset[str]:
+    """The ONNX ops the default quantize route stores as int8: ORT's static registry, and GRU/LSTM weights."""
     from onnxruntime.quantization.registry import QLinearOpsRegistry  # not at import: `inspect` stays light
 
-    return frozenset(QLinearOpsRegistry)
+    return frozenset(QLinearOpsRegistry) | frozenset(RECURRENT_INT8_OPS)

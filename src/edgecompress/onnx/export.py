@@ -14,6 +14,7 @@ from torch import nn
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
 from edgecompress.core.masks import finalized_copy
+from edgecompress.onnx.recurrent import fold_recurrent_weights, recurrent_layer_names
 from edgecompress.storage.files import atomic_path
 
 INPUT_NAME = "input"
@@ -29,7 +30,8 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     The batch axis stays dynamic: a one-sample example is traced as two samples, because torch.export
     specializes a size of 1 and the exporter then quietly fixes the axis at 1 wherever the graph lets it (a
     GRU over image rows did), and ONNX Runtime refuses every other batch size. A model whose graph still
-    fixes axis 0 of an input or output is refused with a one-line UserError naming it.
+    fixes axis 0 of an input or output is refused with a one-line UserError naming it. GRU and LSTM weights
+    are stored once, in ONNX's layout, under their layer's name (`recurrent.py`).
     """
     model = finalized_copy(model)  # masks baked into plain weights: the mask itself must not ship
     was_training = model.training
@@ -47,7 +49,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
                 external_data=False,
                 verbose=False,
             )
-            proto = strip_debug_metadata(program.model_proto)
+            proto = fold_recurrent_weights(strip_debug_metadata(program.model_proto), recurrent_layer_names(model))
             check_dynamic_batch(proto, type(model).__name__)
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     except (RunFailure, UserError):

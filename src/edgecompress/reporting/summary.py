@@ -38,6 +38,19 @@ def run_summary_grid(result) -> Grid:
     return Grid(f"edgecompress: {type(result.baseline_model).__name__} on {result.task.name} ({result.out_dir})", headers, rows)
 
 
+def left_as_is_lines(result) -> list[str]:
+    """One line per layer a stage selected but left as it was, and why: prune layers left whole (the model's
+    outputs), and layers an int8 file leaves computing in float (metrics.json: left_unpruned, left_float)."""
+    lines = []
+    for index, stage in enumerate(result.stages, start=1):
+        label = f"stage {index} ({stage.name})"
+        for layer, why in stage.details.get("left_unpruned", {}).items():
+            lines.append(f"{label}: {layer} left whole: {why}")
+        for entry in stage.details.get("left_float", ()):
+            lines.append(f"{label}: {entry['layer']} ({entry['op']}) computes in float, weights {entry['weights']}: {entry['why']}")
+    return lines
+
+
 def latency_note(result) -> str | None:
     """A line saying the batch-256 speedup is noisy, and why; None when it is not.
 

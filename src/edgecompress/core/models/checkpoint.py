@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from edgecompress.core.errors import UserError
-from edgecompress.core.masks import finalized_copy, get_mask, masked_modules, set_mask
+from edgecompress.core.masks import finalized_copy, get_mask, masked_weights, set_mask
 from edgecompress.core.models.metadata_arch import ARCH_KEY
 from edgecompress.storage.files import atomic_path
 from edgecompress.untrusted.quoting import quote
@@ -32,6 +32,7 @@ _SIZE_FIELDS = {
     nn.BatchNorm2d: ("num_features",),
     nn.LayerNorm: ("normalized_shape",),
     nn.Embedding: ("num_embeddings", "embedding_dim"),
+    **dict.fromkeys((nn.GRU, nn.LSTM, nn.RNN), ("input_size", "hidden_size")),  # hidden units removed by pruning
 }
 
 
@@ -60,7 +61,7 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
         metadata[ARCH_KEY] = arch
     tensors = {k: v.detach().contiguous().clone() for k, v in plain.state_dict().items()}
     if keep_masks:
-        tensors.update({f"{MASK_PREFIX}{name}": get_mask(m).clone() for name, m in masked_modules(model).items()})
+        tensors.update({f"{MASK_PREFIX}{key}": get_mask(m, p).clone() for key, (m, p) in masked_weights(model).items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
         _sort_metadata(tmp)
@@ -128,10 +129,22 @@ def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") 
             raise UserError(f"{field}: {path} has malformed {LAYER_SIZES_KEY} metadata: the sizes of layer {quote(name)} "
                             f"give a weight of {expected}, its weight is {tuple(modules[name].weight.shape)}")
     for name, mask in masks.items():
-        if name not in modules or not hasattr(modules[name], "weight") or modules[name].weight.shape != mask.shape:
+        module, param = _mask_owner(modules, name)
+        if module is None or not isinstance(getattr(module, param, None), torch.Tensor) or getattr(module, param).shape != mask.shape:
             raise UserError(f"{field}: {path} has a mask for {quote(name)} that fits no weight of the architecture")
-        set_mask(modules[name], mask != 0)
+        set_mask(module, mask != 0, param)
     return model
+
+
+def _mask_owner(modules: dict[str, nn.Module], key: str) -> tuple[nn.Module | None, str]:
+    """A mask's key -> (module, parameter): `<module>` masks its weight, `<module>.<param>` another weight
+    (a recurrent layer's weight_hh_l0, ...); see `masks.masked_weights`."""
+    if key in modules:
+        return modules[key], "weight"
+    owner, _, param = key.rpartition(".")
+    if owner in modules and param.startswith("weight"):
+        return modules[owner], param
+    return None, "weight"
 
 
 def _layer_sizes(text: str, path, field: str) -> dict:

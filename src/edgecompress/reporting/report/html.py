@@ -14,6 +14,7 @@ from pathlib import Path
 from edgecompress.core.sizes import format_bytes
 from edgecompress.reporting.latency_noise import speedup
 from edgecompress.reporting.report.layer_paths import LayerPath
+from edgecompress.reporting.summary import left_as_is_lines
 
 CAPTIONS = {
     "stages.png": "Size on disk, metric and latency (batch 1 and 256, relative to the baseline) of each stage's artifact.",
@@ -55,6 +56,8 @@ repeats in this run; compare ratios, absolute times drift on shared machines.</p
 {% endfor %}</table>
 <p class="note">Read from the models themselves: shapes and zeros from the last PyTorch form, the storage type
 and the int8 values from the final ONNX file's weights.</p>{% endif %}
+{% if left_as_is %}<h2>Layers left as they were</h2><ul>{% for line in left_as_is %}<li>{{ line }}</li>{% endfor %}</ul>
+<p class="note">Selected by a stage but left whole or in float, and why (metrics.json: left_unpruned, left_float).</p>{% endif %}
 <h2>Where it runs</h2><p class="note">{{ int8.text }}</p>{% if int8.nodes %}<table><tr><th>integer node</th><th>op</th><th>outputs checked</th><th>off by more than one step</th><th>largest |weight|</th></tr>{% for row in int8.nodes %}{{ table_row(row, (0, 1)) }}{% endfor %}</table>{% endif %}
 <h2>Figures</h2>
 {% for figure in figures %}<figure><img alt="{{ figure.name }}" src="data:image/png;base64,{{ figure.data }}"><figcaption>{{ figure.caption }} <span class="note">(plots/{{ figure.name }})</span></figcaption></figure>{% endfor %}
@@ -85,6 +88,7 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
         model_rows=model_rows,
         ratio_row=ratio_row,
         path_rows=[_path_cells(p) for p in paths],
+        left_as_is=left_as_is_lines(result),
         int8=_int8(result, env),
         figures=[
             {"name": name, "caption": CAPTIONS.get(name, name), "data": base64.b64encode(Path(path).read_bytes()).decode()}

@@ -57,7 +57,10 @@ class Prune(StageConfig):
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of distillation from the unpruned model")
     layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of layer names to prune")
-    types: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+    types: tuple[str, ...] = Field(
+        ("Linear", "Conv1d", "Conv2d", "Conv3d", "GRU", "LSTM", "RNN"),
+        description="layer types to prune; a GRU/LSTM/RNN as its weight matrices, or its hidden units (pattern channel)",
+    )
     keep: tuple[str, ...] = Field((), description="fnmatch patterns of layer names left unpruned")
     keep_classifier: bool = True
     per_layer: dict[str, float] = Field(default_factory=dict, description="amount by layer-name pattern")

@@ -231,12 +231,14 @@ class MovementTracker:
                 self.scores[name] -= grad * module.weight.detach()
 
 
-def _weight_grad(module: nn.Module) -> torch.Tensor | None:
+def _weight_grad(layer) -> torch.Tensor | None:
+    """The gradient of a selected layer's weight (a module's, or a recurrent weight matrix's: `recurrent.py`)."""
     from torch.nn.utils import parametrize
 
-    if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original.grad
-    return module.weight.grad
+    module, name = getattr(layer, "owner", layer), getattr(layer, "param", "weight")
+    if parametrize.is_parametrized(module, name):
+        return getattr(module.parametrizations, name).original.grad
+    return getattr(module, name).grad
 
 
 def load_score_fn(spec: str) -> Callable:

@@ -8,7 +8,7 @@ which the schedules call once (one-shot) or repeatedly (iterative, gradual). `ch
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +23,9 @@ from edgecompress.techniques.prune.channel import channel_pruner, step_pruner
 from edgecompress.techniques.prune.config import Prune
 from edgecompress.techniques.prune.criteria import Custom, OwnMasks, ScoreContext, load_score_fn
 from edgecompress.techniques.prune.patterns import Channels, PatternConfig
+from edgecompress.techniques.prune.recurrent import RecurrentWeight, check_recurrent_criterion, remove_hidden_units
 from edgecompress.techniques.prune.schedules import SCHEDULES
-from edgecompress.techniques.prune.selection import select_layers
+from edgecompress.techniques.prune.selection import select_layers, weight_owner
 
 
 @dataclass
@@ -37,6 +38,7 @@ class PruneJob:
     scores: ScoreContext
     train: Callable[..., None]  # train(epochs, callbacks=()) fine-tunes the model with masks held
     example_input: torch.Tensor
+    left: dict[str, str] = field(default_factory=dict)  # selected layers left whole, and why
 
     def amounts(self, fraction_of_target: float) -> dict[str, float]:
         """Per-layer sparsity when `fraction_of_target` of the way (1.0 = the configured amounts)."""
@@ -59,13 +61,15 @@ def prune_model(
     loss_fn=None,
     seed: int = 0,
     score_fn: Callable | None = None,
+    left: dict[str, str] | None = None,
 ) -> nn.Module:
     """Prune `model` in place as `config` (a `Prune` stage config) says; return it.
 
     `train(epochs, callbacks=())` is called by the iterative and gradual schedules. `batches` is the
     calibration/training data in any form of `prune/calibration.py` (a DataLoader of (inputs, targets), or
     dicts of keyword inputs such as an encoder's token feeds). `example_input` (a tensor, or a tuple/dict of
-    inputs) is only needed by the channel pattern, to trace the model.
+    inputs) is only needed by the channel pattern, to trace the model. `left`, if given, receives the selected
+    layers the channel pattern left whole, and why (the model's output layers, for one).
 
     >>> prune_model(model, Prune(pattern=Unstructured(), criterion=Magnitude(norm=1), amount=0.5), None, train)  # doctest: +SKIP
     """
@@ -73,12 +77,13 @@ def prune_model(
     criterion = config.criterion
     if isinstance(criterion, OwnMasks):
         for name, mask in _user_masks(layers, Path(criterion.file)).items():
-            set_mask(layers[name], mask != 0)
+            owner, param = weight_owner(layers[name])
+            set_mask(owner, mask != 0, param)
         return model
     if isinstance(criterion, Custom) and score_fn is None:
         score_fn = criterion.fn if criterion.fn is not None else load_score_fn(criterion.score_fn)
     context = ScoreContext(model, batches, config.calibration_batches, loss_fn, seed, score_fn)
-    job = PruneJob(model, layers, config, context, train, example_input)
+    job = PruneJob(model, layers, config, context, train, example_input, left if left is not None else {})
     remove = REMOVERS.get(type(config.pattern))
     if remove is not None:
         return remove(job)
@@ -96,7 +101,14 @@ def check_prune(model: nn.Module, config: Prune, has_data: bool) -> dict[str, nn
     >>> check_prune(DigitsCNN(), Prune(pattern=Blocks(8, 8)), has_data=True)  # doctest: +SKIP
     UserError: prune.pattern: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
     """
-    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier)
+    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier, config.pattern.removes_channels)
+    recurrent = [name for name, layer in layers.items() if isinstance(layer, RecurrentWeight)]
+    check_recurrent_criterion(config.criterion.kind, recurrent)
+    if recurrent and config.pattern.removes_channels and config.criterion.kind not in ("magnitude", "random"):
+        raise UserError(
+            f"prune.criterion: {config.criterion.kind} does not score the hidden units of recurrent layers ({recurrent[0]}); "
+            "use magnitude or random"
+        )
     unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
     if unknown:
         raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
@@ -139,29 +151,56 @@ def apply_pruning_step(job: PruneJob, pattern: PatternConfig, fraction: float) -
     """Score the selected layers and mask them to `fraction` of their target sparsity."""
     scores = job.config.criterion.scores(job.layers, job.scores)
     for name, module in job.layers.items():
-        mask = get_mask(module)
+        mask = get_mask(*weight_owner(module))
         if mask is not None:  # already pruned weights go first, so sparsity only grows
             scores[name] = scores[name].masked_fill(mask == 0, float("-inf"))
     keep = pattern.keep(scores, job.amounts(fraction), job.config.scope, fraction)
     for name, module in job.layers.items():
         if keep is not None:
-            set_mask(module, keep[name])
+            owner, param = weight_owner(module)
+            set_mask(owner, keep[name], param)
 
 
 def _prune_channels(job: PruneJob) -> nn.Module:
+    """Torch-Pruning for Linear/conv output channels, `recurrent.py` for recurrent hidden units (by hand: why there)."""
     config = job.config
     rounds = config.steps if config.schedule == "iterative" else 1
-    per_layer = job.target_amounts() if config.per_layer else None
-    pruner = channel_pruner(
-        job.model, job.example_input, job.layers, config.amount, config.criterion, config.scope == "global", rounds, per_layer,
-        config.pattern.round_to,
-    )
+    targets = job.target_amounts()
+    dense = {name: layer for name, layer in job.layers.items() if not isinstance(layer, RecurrentWeight)}
+    recurrent = _recurrent_amounts(job.model, job.layers, targets)
+    pruner = None
+    if dense:
+        per_layer = {name: targets[name] for name in dense} if config.per_layer else None
+        pruner = channel_pruner(
+            job.model, job.example_input, dense, config.amount, config.criterion, config.scope == "global", rounds, per_layer,
+            config.pattern.round_to, job.left, has_other_work=bool(recurrent),
+        )
+    original = {name: job.model.get_submodule(name).hidden_size for name in recurrent}
     batches = list(take_batches(job.scores.batches, config.calibration_batches)) if config.criterion.needs_data else None
-    for _ in range(rounds):
-        step_pruner(pruner, job.model, config.criterion, batches, job.scores.loss_fn)
+    norm = getattr(config.criterion, "norm", 2)
+    seed = job.scores.seed if config.criterion.kind == "random" else None
+    for step in range(1, rounds + 1):
+        if pruner is not None:
+            step_pruner(pruner, job.model, config.criterion, batches, job.scores.loss_fn)
+        if recurrent:
+            amounts = {name: amount * step / rounds for name, amount in recurrent.items()}
+            left = remove_hidden_units(job.model, amounts, job.example_input, original, norm, seed, config.pattern.round_to)
+            job.left.update(left)
         if config.schedule == "iterative":
             job.train(config.epochs)
     return job.model
+
+
+def _recurrent_amounts(model: nn.Module, layers: dict, targets: dict[str, float]) -> dict[str, float]:
+    """Recurrent module name -> the amount of hidden units it loses: the largest amount among its selected
+    weight matrices (every layer of the module keeps one hidden_size)."""
+    modules = {id(m): n for n, m in model.named_modules()}
+    out: dict[str, float] = {}
+    for name, layer in layers.items():
+        if isinstance(layer, RecurrentWeight):
+            owner = modules[id(layer.owner)]
+            out[owner] = max(out.get(owner, 0.0), targets[name])
+    return out
 
 
 # Patterns that remove weights physically rather than masking them: pattern type -> how.

@@ -22,6 +22,7 @@ from torch import nn
 from edgecompress.techniques.prune.block_sparse import LARGE_BATCH, choose_block_sparse_path
 from edgecompress.techniques.prune.csr_sparse import choose_csr_path
 from edgecompress.techniques.prune.patterns import NM, Blocks
+from edgecompress.techniques.prune.recurrent import recurrent_modules, recurrent_weights
 from edgecompress.techniques.prune.selection import LAYER_TYPES
 
 BLOCK_MIN_SPARSITY = 0.75  # FINDINGS sec. 2 / the issue: 8x8 blocks at >= 75%
@@ -44,6 +45,34 @@ def sparsity_paths(before: nn.Module, after: nn.Module, config, batch_hint: int 
             continue
         path, reason = _path(layer, old_shape, shape, sparsity, config, batch_hint)
         out[name] = {"path": path, "sparsity": round(sparsity, 6), "shape": list(shape), "reason": reason}
+    out.update(_recurrent_paths(before, after, config))
+    return out
+
+
+def _recurrent_paths(before: nn.Module, after: nn.Module, config) -> dict[str, dict]:
+    """Recurrent layers: hidden units removed (structured), else each weight matrix with zeros (dense)."""
+    original = recurrent_modules(before)
+    out = {}
+    for name, layer in recurrent_modules(after).items():
+        if name not in original:
+            continue
+        old_units, units = original[name].hidden_size, layer.hidden_size
+        if units != old_units:
+            out[name] = {
+                "path": "structured", "sparsity": 0.0, "shape": [units],
+                "reason": f"{old_units} -> {units} hidden units: every gate's rows, the recurrent columns and the next "
+                          f"layer's inputs removed; a smaller dense {type(layer).__name__}, faster in every runtime",
+            }
+            continue
+        for weight_name, weight in recurrent_weights(name, layer).items():
+            sparsity = float((weight.weight.detach() == 0).float().mean())
+            if sparsity:
+                pattern = config.pattern
+                kind = f"{pattern.n}:{pattern.m} sparsity" if isinstance(pattern, NM) else f"{sparsity:.1%} zeros"
+                out[weight_name] = {
+                    "path": "dense", "sparsity": round(sparsity, 6), "shape": list(weight.weight.shape),
+                    "reason": f"{kind} in a {type(layer).__name__} weight: no sparse recurrent kernel; {DENSE_RUNTIME}",
+                }
     return out
 
 

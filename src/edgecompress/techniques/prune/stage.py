@@ -22,9 +22,13 @@ def prune_stage(config: Prune, state: ModelState, ctx: StageContext) -> ModelSta
             callbacks=callbacks, teacher=ctx.teacher if config.distill > 0 else None, distill_weight=config.distill,
         )
 
+    left: dict[str, str] = {}
     prune_model(
         model, config, ctx.example_input, train,
         batches=FiniteBatches(task.train_loader, "prune.calibration_batches") if task is not None else None,
-        loss_fn=task.loss_fn if task is not None else None, seed=ctx.seed, score_fn=ctx.score_fn,
+        loss_fn=task.loss_fn if task is not None else None, seed=ctx.seed, score_fn=ctx.score_fn, left=left,
     )
-    return ModelState(model, details={"prune_paths": sparsity_paths(state.torch_model, model, config)})
+    details = {"prune_paths": sparsity_paths(state.torch_model, model, config)}
+    if left:
+        details["left_unpruned"] = left  # selected, but left whole: the layer and why
+    return ModelState(model, details=details)

@@ -26,6 +26,7 @@ from edgecompress.onnx.compact_graph import compact_graph
 from edgecompress.runtime.feeds import batch_inputs
 from edgecompress.storage.files import atomic_path
 from edgecompress.techniques.quantize.calibration import CALIBRATION_METHODS, ORT_METHODS, write_mse_calibration
+from edgecompress.techniques.quantize.recurrent_int8 import recurrent_int8
 
 
 class _LoaderReader(CalibrationDataReader):
@@ -82,9 +83,9 @@ def quantize_static_int8(
 
     `method` is how activation ranges are calibrated: minmax, percentile, entropy (ORT's calibrators) or mse
     (`calibration.py`). Bad calibration data (no batches, wrong shape or dtype) is a UserError before ORT
-    runs. The file is then compacted (`compact_graph.py`: short names, same numbers). ORT's quantizer leaves
-    temporary files in the working directory when it fails (FINDINGS sec. 6), so it runs inside a private
-    temporary directory.
+    runs. GRU and LSTM layers get int8 weights too (`recurrent_int8.py`). The file is then compacted
+    (`compact_graph.py`: short names, same numbers). ORT's quantizer leaves temporary files in the working
+    directory when it fails (FINDINGS sec. 6), so it runs inside a private temporary directory.
 
     >>> quantize_static_int8("fp32.onnx", "int8.onnx", task.train_loader, method="mse")  # doctest: +SKIP
     """
@@ -120,7 +121,7 @@ def quantize_static_int8(
         except Exception as exc:
             first = first_line(exc)
             raise RunFailure(f"quantize: ONNX Runtime static quantization failed: {first}") from exc
-        model = compact_graph(onnx.load(str(quantized)))
+        model = compact_graph(recurrent_int8(onnx.load(str(quantized)), weight_bits))
         with atomic_path(target) as tmp:
             onnx.save_model(model, str(tmp))
     return Path(target)

@@ -24,6 +24,7 @@ from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, Qua
 from edgecompress.techniques.quantize.embedding_tables import quantize_embedding_tables
 from edgecompress.techniques.quantize.exact_int8 import ensure_exact_int8
 from edgecompress.techniques.quantize.matmul_error import matmul_quantization_error
+from edgecompress.techniques.quantize.float_layers import float_layer_details
 from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
 from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.techniques.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
@@ -179,5 +180,6 @@ def _int8(config: QuantizeStatic | QuantizeDynamic, state: ModelState, ctx: Stag
         if not report.within_tolerance:
             console.log(f"{ctx.label}: even with every layer in float the drop exceeds {config.tolerance}")
     details["int8"] = exactness
+    details.update(float_layer_details(ctx.artifact_path, details))  # layers left computing in float, and why
     # Quantization changes how weights are stored, not how many there are or the work done per input.
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, details)
