@@ -119,7 +119,7 @@ def inspect_command(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved module; only for files you trust (it can run code)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="The architecture to load a saved weights file MODEL into: a built-in name or module:function (which is imported and run). Overrides the file's own edgecompress.arch metadata."),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
-    target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, e.g. 50KB or 48KiB."),
+    target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, with its unit: e.g. 50KB or 48KiB (a bare number is refused)."),
     out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json (an earlier inspect's are replaced)."),
     force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files or another command's output (files of the same names are replaced)."),
 ) -> None:
@@ -303,7 +303,7 @@ class _Baseline:
 
 @app.command("fit")
 def fit_command(
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Size budget with its unit, e.g. 20KB or 16KiB (of the packed file unless --size-of onnx; a bare number is refused)."),
     max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Latency budget at batch 256 in ONNX Runtime (1 thread): a ratio to the baseline's, e.g. 0.5 or 0.5x, or absolute, e.g. 0.3ms or 300us."),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Largest allowed metric drop vs the baseline (metric units); no limit if omitted."),
     size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx (the runnable file)."),
