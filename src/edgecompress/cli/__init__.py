@@ -187,7 +187,7 @@ def validate_command(
     _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task.name}, {len(checked.recipe.stages)} stage(s): {stages}")
 
 
-def _print_run_summary(result, command: str, as_json: bool = False) -> None:
+def _print_run_summary(result, command: str = "run", as_json: bool = False) -> None:
     """The summary table (whole values at any width: reporting/terminal.py) and where the files are; or, with
     `as_json`, metrics.json's document (the file the run wrote) with the paths and the noise note."""
     from edgecompress.reporting.summary import latency_note, run_summary_grid

@@ -7,6 +7,7 @@ aliases, nesting, duplicate keys) and error messages quote at most a few dozen c
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from edgecompress.core.errors import UserError
 from edgecompress.orchestration.pipeline.stages import AnyStage
 from edgecompress.orchestration.recipe.schema import Recipe
-from edgecompress.storage.paths import check_input_file
+from edgecompress.storage.paths import PATH_MAX, check_input_file, check_path_length
 from edgecompress.untrusted.limits import MAX_RECIPE_BYTES
 from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.regular_files import read_regular_text
@@ -144,34 +145,48 @@ def split_problems(exc: UserError) -> list[str]:
 def rebased_paths(data: dict, folder: Path, problems: list[str]) -> dict:
     """The recipe's file paths (a saved `model` file, `weights`, `path/file.py:function` in `model` or `task`)
     joined to the recipe's `folder` when relative; a path not found there is a problem saying where it looked."""
-    from edgecompress.core.models.loading import WEIGHT_SUFFIXES
     from edgecompress.core.models.registry import BUILTIN_MODELS
     from edgecompress.core.tasks.registry import BUILTIN_TASKS
 
-    builtins = {"model": BUILTIN_MODELS, "weights": {}, "task": BUILTIN_TASKS}
     out = {}
-    for field, known in builtins.items():
+    for field, known in {"model": BUILTIN_MODELS, "weights": {}, "task": BUILTIN_TASKS}.items():
         spec = data.get(field)
         if not isinstance(spec, str) or spec in known:
             continue
-        file, function = spec.rpartition(":")[0::2] if ":" in spec and field != "weights" else (spec, "")
-        if (function or field == "task") and not file.endswith(".py"):
-            continue  # package.module:function: imported, not a file
-        if not file or Path(file).is_absolute():
-            continue
-        resolved = (folder / file).resolve()
-        if field == "model" and not function and Path(file).suffix not in WEIGHT_SUFFIXES and not resolved.is_file():
-            continue  # not a file: an unknown name, which loading the model reports with the names it knows
-        if not resolved.exists():
-            problems.append(_not_found(field, file, resolved, folder))
-        out[field] = f"{resolved}:{function}" if function else str(resolved)
+        try:
+            rebased = _rebased(field, spec, folder, problems)
+        except UserError as exc:  # a name longer than the system allows
+            problems.append(str(exc))
+        except OSError as exc:  # the folder cannot be searched (permissions, a loop of links)
+            problems.append(f"{field}: cannot look for {quote(spec)} in {folder}: {exc.strerror or exc}")
+        else:
+            if rebased is not None:
+                out[field] = rebased
     return out
+
+
+def _rebased(field: str, spec: str, folder: Path, problems: list[str]) -> str | None:
+    """`spec` with its file joined to `folder`; None when it names no relative file."""
+    from edgecompress.core.models.loading import WEIGHT_SUFFIXES
+
+    file, function = spec.rpartition(":")[0::2] if ":" in spec and field != "weights" else (spec, "")
+    if (function or field == "task") and not file.endswith(".py"):
+        return None  # package.module:function: imported, not a file
+    if not file or Path(file).is_absolute():
+        return None
+    check_path_length(folder / file, field)
+    resolved = (folder / file).resolve()
+    if field == "model" and not function and Path(file).suffix not in WEIGHT_SUFFIXES and not resolved.is_file():
+        return None  # not a file: an unknown name, which loading the model reports with the names it knows
+    if not resolved.exists():
+        problems.append(_not_found(field, file, resolved, folder))
+    return f"{resolved}:{function}" if function else str(resolved)
 
 
 def _not_found(field: str, file: str, resolved: Path, folder: Path) -> str:
     message = f"{field}: {quote(file)} not found: looked for {resolved} (a path in a recipe is relative to the recipe's folder)"
     here = Path.cwd() / file
-    if here.exists():
+    if len(os.fsencode(here)) <= PATH_MAX and here.exists():
         message += f"; {here} exists: write its path relative to {folder.resolve()}, or an absolute path"
     return message
 
