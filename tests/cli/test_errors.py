@@ -25,6 +25,7 @@ def _run(args, capsys):
         (["inspect", "digits-cnn", "--input-shape", "1,3,8,8"], "input shape: 1x3x8x8 does not fit DigitsCNN"),
         (["inspect", "digits-cnn", "--input-shape", "one,two"], "--input-shape: cannot parse"),
         (["inspect", "digits-cnn", "--target-size", "fifty"], "--target-size: cannot parse 'fifty'"),
+        (["inspect", "digits-cnn", "--target-size", "20"], "--target-size: '20' has no unit, so it could mean bytes or kilobytes; give a unit: 20KB"),
         (["inspect", "digits-cnn", "--no-such-flag"], "No such option"),
     ],
 )
@@ -41,6 +42,7 @@ def test_bad_inspect_input_is_one_line_exit_2_and_writes_nothing(args, message, 
     "args, message",
     [
         (["fit", "--max-size", "tiny", "--max-drop", "1"], "--max-size: cannot parse 'tiny'"),
+        (["fit", "--max-size", "10000", "--max-drop", "1"], "--max-size: '10000' has no unit, so it could mean bytes or kilobytes; give a unit: 10000KB"),
         (["fit", "--max-size", "10KB", "--max-drop", "-1"], "--max-drop: must be >= 0"),
         (["fit", "--max-size", "10KB", "--max-drop", "1", "--size-of", "zip"], "--size-of: must be packed or onnx"),
         (["fit", "--max-drop", "1"], "Missing option '--max-size'"),

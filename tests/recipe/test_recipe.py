@@ -73,7 +73,7 @@ def test_cli_run_with_bad_recipe_is_one_line_exit_2_nothing_written(tmp_path, ca
     [
         ("model: no-such-model\nstages:\n  - stage: quantize\n", "model: unknown model 'no-such-model'"),
         ("model: digits-cnn\ntask: nowhere\nstages:\n  - stage: quantize\n", "task: unknown task 'nowhere'"),
-        ("model: digits-cnn\nweights: missing.pt\nstages:\n  - stage: quantize\n", "--weights: file missing.pt does not exist"),
+        ("model: digits-cnn\nweights: missing.pt\nstages:\n  - stage: quantize\n", "weights: 'missing.pt' not found: looked for "),
         ("model: digits-cnn\nstages: []\n", "stages: List should have at least 1 item"),
         ("model: [unclosed\n", "is not valid YAML at line"),
         ("- just\n- a list\n", "must be a mapping"),

@@ -148,7 +148,7 @@ def test_inspect_of_a_safetensors_file_speaks_of_its_json_header(tmp_path, capsy
     path = save_model_file(ec.load_model("digits-cnn").module, tmp_path / "m.safetensors", arch="digits-cnn")
     assert main(["inspect", str(path), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "safetensors JSON header" in out and "zip container" not in out and "pickle" not in out
+    assert "safetensors' 8-byte length and its" in out and "JSON header" in out and "zip container" not in out and "pickle" not in out
 
 
 @pytest.mark.parametrize("name", ["../outside.onnx", "/etc/passwd", "link.onnx"])

@@ -111,7 +111,7 @@ def test_a_recipe_naming_the_code_itself_is_consent(hostile):
     """`model: evil.py:build` with `weights: model.safetensors`: the user wrote the spec; the metadata is unused."""
     folder, marker = hostile
     loaded, _ = resolve_recipe(load_recipe(_recipe(folder, model="evil.py:build", weights="model.safetensors")))
-    assert loaded.arch == "evil.py:build" and marker.exists()
+    assert loaded.arch == f"{(folder / 'evil.py').resolve()}:build" and marker.exists()  # the file beside the recipe
 
 
 def test_run_with_trust_code_loads_it(hostile):

@@ -85,7 +85,7 @@ CASES = {
     "finetune temperature 1e-300": (["run", "{in}/temperature_tiny.yaml"], "temperature: Input should be greater than or equal to 0.1"),
     "inspect --input-shape 1,1,65536,65536": (["inspect", "digits-cnn", "--input-shape", "1,1,65536,65536"], "4,294,967,296 elements"),
     "inspect --input-shape 400 digits": (["inspect", "digits-cnn", "--input-shape", f"1,{DIGITS_400}"], "--input-shape: cannot parse"),
-    "inspect --target-size 400 digits": (["inspect", "digits-cnn", "--target-size", DIGITS_400], "--target-size: size must be positive and at most 1 PB"),
+    "inspect --target-size 400 digits": (["inspect", "digits-cnn", "--target-size", DIGITS_400 + "B"], "--target-size: size must be positive and at most 1 PB"),
     "fit --max-size 400 digits": (["fit", "--max-size", DIGITS_400 + "KB"], "--max-size: size must be positive and at most 1 PB"),
     "fit --max-latency 400 digits": (["fit", "--max-latency", DIGITS_400], "--max-latency: cannot use"),
     "fit --max-drop nan": (["fit", "--max-size", "10KB", "--max-drop", "nan"], "--max-drop: must be >= 0 and finite"),

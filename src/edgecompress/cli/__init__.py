@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +22,8 @@ app = typer.Typer(
     name="edgecompress",
     help="Make PyTorch models small and fast enough for edge devices, with honest measurements.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish and PowerShell
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 _options = {"debug": False}
@@ -36,11 +39,74 @@ _TRUST_CODE_HELP = ("Allow a .safetensors file's metadata (edgecompress.arch) to
                     "architectures load from metadata. Only for files you trust as you trust code you run.")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from edgecompress import __version__
+
+        typer.echo(f"edgecompress {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     _options["debug"] = debug
+
+
+def _no_type_after_flags() -> None:
+    """Recent typer's rich help prints every option's type, so each flag reads `--force <bool>` though it takes
+    no value (click's plain help never does): show nothing there for flags."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_untyped", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_untyped = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_type_after_flags()
+_QUIET_HELP = "Print only the final summary and errors: no progress lines, bars or warnings on stderr."
+_JSON_HELP = "Print the result as one JSON document on stdout instead of the table (progress still goes to stderr)."
+
+
+@contextlib.contextmanager
+def _output(quiet: bool):
+    """With `quiet`, progress (core.progress's stderr console) and Python warnings are silenced for the command."""
+    if not quiet:
+        yield
+        return
+    from edgecompress.core.progress import console as progress_console
+
+    was = progress_console.quiet
+    progress_console.quiet = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        progress_console.quiet = was
+
+
+def _print_json(document: dict) -> None:
+    """`document` on stdout as standard JSON: NaN and infinities (a latency not measured) become null."""
+
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return value
+
+    typer.echo(json.dumps(finite(document), indent=2, allow_nan=False))
 
 
 _TARGET_HELP = (
@@ -56,6 +122,8 @@ def demo(
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP),
     resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, train ternary weights, quantize to int8, and
     measure it all in ONNX Runtime.
@@ -66,8 +134,9 @@ def demo(
     """
     from edgecompress.orchestration.demo import run_demo
 
-    result = run_demo(out, seed=seed, target=check_target(target), resume=resume, force=force)
-    _print_run_summary(result)
+    with _output(quiet):
+        result = run_demo(out, seed=seed, target=check_target(target), resume=resume, force=force)
+    _print_run_summary(result, "demo", as_json)
 
 
 @app.command("run")
@@ -80,6 +149,8 @@ def run_command(
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: Optional[str] = typer.Option(None, "--target", help=_TARGET_HELP),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
 
@@ -87,22 +158,50 @@ def run_command(
     from the last finished stage and ends with the same result as an uninterrupted run. A directory holding
     an earlier run is refused unless --resume or --force; files edgecompress did not write are never deleted.
     """
-    from edgecompress.orchestration.recipe import load_recipe, run_recipe
+    from edgecompress.orchestration.recipe import run_recipe
+    from edgecompress.orchestration.recipe.check import check_recipe
+    from edgecompress.storage.paths import check_output_dir
 
-    loaded = load_recipe(recipe, seed=seed, target=check_target(target) if target else None)
-    result = run_recipe(loaded, out, trust_pickle=trust_pickle, resume=resume, force=force, trust_code=trust_code)
-    _print_run_summary(result)
+    check_output_dir(out)
+    with _output(quiet):
+        checked = check_recipe(recipe, seed=seed, target=check_target(target) if target else None, trust_pickle=trust_pickle, trust_code=trust_code)
+        result = run_recipe(checked.recipe, out, trust_pickle=trust_pickle, resume=resume, force=force, trust_code=trust_code,
+                            resolved=(checked.loaded, checked.task))
+    _print_run_summary(result, "run", as_json)
 
 
-def _print_run_summary(result) -> None:
-    """The summary table (whole values at any width: reporting/terminal.py) and where the files are."""
+@app.command("validate")
+def validate_command(
+    recipe: Path = typer.Argument(..., help="YAML recipe to check."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved model file named in the recipe."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
+) -> None:
+    """Check a recipe without running it: every problem at once, the same errors `run` gives; exit 2 if any.
+
+    Checks the fields (suggesting the right name for a misspelt one), the stage order, the files it names (relative to the recipe's folder), then loads the model, its weights and the task (importing and calling the code the recipe names, as run does), runs one batch of the task's data through the model and checks each stage's settings against the model's layers. Nothing is trained, exported or written.
+    """
+    from edgecompress.orchestration.recipe.check import check_recipe
+
+    checked = check_recipe(recipe, trust_pickle=trust_pickle, trust_code=trust_code)
+    stages = ", ".join(stage.stage for stage in checked.recipe.stages)
+    _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task.name}, {len(checked.recipe.stages)} stage(s): {stages}")
+
+
+def _print_run_summary(result, command: str = "run", as_json: bool = False) -> None:
+    """The summary table (whole values at any width: reporting/terminal.py) and where the files are; or, with
+    `as_json`, metrics.json's document (the file the run wrote) with the paths and the noise note."""
     from edgecompress.reporting.summary import latency_note, left_as_is_lines, run_summary_grid
     from edgecompress.reporting.terminal import print_grid
 
+    note = latency_note(result)
+    if as_json:
+        metrics = result.out_dir / "metrics.json"
+        _print_json({"command": command, "out": str(result.out_dir), "report": str(result.out_dir / "report.html"),
+                     "metrics_file": str(metrics), "latency_note": note, "metrics": json.loads(metrics.read_text(encoding="utf-8"))})
+        return
     print_grid(console, run_summary_grid(result))
     for line in left_as_is_lines(result):
         _print_line(line)
-    note = latency_note(result)
     if note:
         _print_line(note)
     _print_line(f"report: {result.out_dir / 'report.html'}   metrics: {result.out_dir / 'metrics.json'}")
@@ -121,7 +220,7 @@ def inspect_command(
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole saved module; only for files you trust (it can run code)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="The architecture to load a saved weights file MODEL into: a built-in name or module:function (which is imported and run). Overrides the file's own edgecompress.arch metadata."),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
-    target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, e.g. 50KB or 48KiB."),
+    target_size: Optional[str] = typer.Option(None, "--target-size", help="Say which layers must shrink to fit this size, with its unit: e.g. 50KB or 48KiB (a bare number is refused)."),
     out: Path = typer.Option(Path("runs/inspect"), "--out", help="Directory for layers.png and layers.json (an earlier inspect's are replaced)."),
     force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files or another command's output (files of the same names are replaced)."),
 ) -> None:
@@ -305,7 +404,7 @@ class _Baseline:
 
 @app.command("fit")
 def fit_command(
-    max_size: Optional[str] = typer.Option(None, "--max-size", help="Size budget, e.g. 20KB (of the packed file unless --size-of onnx)."),
+    max_size: Optional[str] = typer.Option(None, "--max-size", help="Size budget with its unit, e.g. 20KB or 16KiB (of the packed file unless --size-of onnx; a bare number is refused)."),
     max_latency: Optional[str] = typer.Option(None, "--max-latency", help="Latency budget at batch 256 in ONNX Runtime (1 thread): a ratio to the baseline's, e.g. 0.5 or 0.5x, or absolute, e.g. 0.3ms or 300us."),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Largest allowed metric drop vs the baseline (metric units); no limit if omitted."),
     size_of: str = typer.Option("packed", "--size-of", help="Which size the budget applies to: packed (.ecz) or onnx (the runnable file)."),
@@ -320,6 +419,8 @@ def fit_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the fit in --out (killed or finished): keep the trained baseline and the candidates it completed with the same settings."),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP.replace("the table", "the lines")),
 ) -> None:
     """Find the smallest compressed digits CNN (or a recipe's model) within --max-size and/or --max-latency that loses at most --max-drop.
 
@@ -341,11 +442,17 @@ def fit_command(
     budget = parse_size(max_size, field="--max-size") if max_size is not None else None
     check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
-    baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    with owned_run_dir(out, "fit", resume=resume, force=force):
-        model, task = baseline.trained(out, resume)
-        result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
-                     executor=baseline.executor, resume=resume, target=check_target(target))
+    with _output(quiet):
+        baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
+        with owned_run_dir(out, "fit", resume=resume, force=force):
+            model, task = baseline.trained(out, resume)
+            result = fit(model, task, out, budget, max_drop, size_of=size_of, seed=baseline.seed, max_latency=max_latency,
+                         executor=baseline.executor, resume=resume, target=check_target(target))
+    if as_json:
+        document = json.loads((out / "fit.json").read_text(encoding="utf-8"))
+        _print_json({"command": "fit", "out": str(out), "chosen_dir": str(out / result.chosen.directory),
+                     "fit_file": str(out / "fit.json"), "plot": str(out / "pareto.png"), **document})
+        return
     console.print(result.message)
     console.print(f"chosen: {out / result.chosen.directory}   all candidates: {out / 'fit.json'}   plot: {out / 'pareto.png'}")
 
@@ -561,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except SystemExit as exc:  # user code (a model or task factory, a metric) must not end a command with success
+        if _exits_from_cli_library(exc):  # shell completion done, or stdout closed by `| head`
+            return exc.code if isinstance(exc.code, int) else 0
         _error(f"user code called sys.exit({exc.code!r}) before the command finished", hint="nothing was completed")
         return 1
     except Exception as exc:  # a genuine failure: one line, traceback with --debug
@@ -569,6 +678,16 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc) if isinstance(exc, RunFailure) else f"{type(exc).__name__}: {exc}"
         _error(message.strip().splitlines()[0] if message.strip() else type(exc).__name__, hint="rerun with --debug for the traceback")
         return 1
+
+
+def _exits_from_cli_library(exc: SystemExit) -> bool:
+    """Whether click, typer or rich raised `exc` themselves (after printing a completion script; rich on a stdout
+    closed early, as by `| head`)."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module.split(".")[0] in ("click", "typer", "rich")
 
 
 def _usage_hint(args: list[str]) -> str:

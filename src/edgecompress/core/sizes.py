@@ -7,7 +7,7 @@ import re
 from edgecompress.core.errors import UserError
 
 _UNITS = {
-    "": 1, "b": 1,
+    "b": 1,
     "kb": 1000, "mb": 1000**2, "gb": 1000**3,
     "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3,
 }
@@ -16,7 +16,9 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
 def parse_size(text: str, field: str = "size") -> int:
-    """Parse a size such as '50KB' (1000-based), '48KiB' or '48K' (1024-based), or '51200' into bytes.
+    """Parse a size such as '50KB' (1000-based), '48KiB' or '48K' (1024-based), or '51200B' into bytes.
+
+    A bare number is refused: `--target-size 20` meant as 20 KB must not be read as 20 bytes.
 
     >>> parse_size("50KB")
     50000
@@ -25,9 +27,15 @@ def parse_size(text: str, field: str = "size") -> int:
     shown = text if len(text) <= 40 else text[:40] + "..."
     match = _SIZE.match(text) if len(text) <= 1000 else None
     unit = match.group(2).lower() if match else None
+    if unit == "":
+        number = match.group(1) if len(match.group(1)) <= 20 else "N"
+        raise UserError(
+            f"{field}: {shown!r} has no unit, so it could mean bytes or kilobytes; give a unit: "
+            f"{number}KB (1000-based), {number}KiB (1024-based) or {number}B"
+        )
     if not match or unit not in _UNITS:
         raise UserError(
-            f"{field}: cannot parse {shown!r} as a size; use a number with an optional unit "
+            f"{field}: cannot parse {shown!r} as a size; use a number with a unit "
             "B, KB, MB, GB (1000-based) or KiB, MiB, GiB (1024-based), e.g. 50KB"
         )
     value = float(match.group(1)) * _UNITS[unit]

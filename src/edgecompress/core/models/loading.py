@@ -33,7 +33,7 @@ from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.regular_files import check_regular
 from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
 
-_WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
+WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}  # a model spec ending so is a saved file
 
 
 @dataclass
@@ -62,7 +62,7 @@ def load_model(spec: str, weights: str | None = None, trust_pickle: bool = False
     spec = spec.strip()
     check_path_length(spec, "model")
     path = Path(spec)
-    if spec in BUILTIN_MODELS or not (path.suffix in _WEIGHT_SUFFIXES or path.is_file()):
+    if spec in BUILTIN_MODELS or not (path.suffix in WEIGHT_SUFFIXES or path.is_file()):
         if arch is not None:
             raise UserError(f"--arch: {quote(spec)} already names the architecture; give --arch only with a saved weights file")
         loaded = build_architecture(spec)

@@ -25,21 +25,25 @@ TRAINED_KEY = "00-trained"
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path, trust_pickle: bool = False, resume: bool = False, force: bool = False,
-               trust_code: bool = False) -> RunResult:
+               trust_code: bool = False, resolved: tuple | None = None) -> RunResult:
     """Everything `edgecompress run` does; the model and task are resolved before any output is written.
 
     With `resume`, a trained baseline and finished stages from an earlier run of the same recipe are reused:
     their checkpoints are loaded into the architecture this recipe names, never one a checkpoint names.
     With `force`, an earlier run in `out_dir` is replaced; without either, a directory holding one is refused.
     `trust_code` lets a weights file's metadata name a module:function (see `load_model`).
+    `resolved` is the (loaded model, task) pair `check_recipe` already loaded and checked for this recipe.
 
     >>> run_recipe(load_recipe("examples/digits.yaml"), "runs/digits")  # doctest: +SKIP
     """
     check_output_dir(out_dir)
-    loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
+    if resolved is None:
+        loaded, task = resolve_recipe(recipe, trust_pickle, trust_code)
+        check_task(loaded.module, task)
+        check_stages(loaded.module, recipe.stages, has_data=task.train_loader is not None)
+    else:
+        loaded, task = resolved
     model = loaded.module
-    check_task(model, task)
-    check_stages(model, recipe.stages, has_data=task.train_loader is not None)
     with owned_run_dir(out_dir, "run", resume=resume, force=force) as out:
         if recipe.train is not None:
             model = _trained(model, task, recipe, out, resume)

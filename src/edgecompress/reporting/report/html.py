@@ -17,7 +17,7 @@ from edgecompress.reporting.report.layer_paths import LayerPath
 from edgecompress.reporting.summary import left_as_is_lines
 
 CAPTIONS = {
-    "stages.png": "Size on disk, metric and latency (batch 1 and 256, relative to the baseline) of each stage's artifact.",
+    "stages.png": "Size on disk, metric and latency (batch 1 and 256, median relative to the baseline; bars: the p25-p75 range of the ratio) of each stage's artifact.",
     "layers.png": "Parameters and MACs per layer, baseline vs compressed (before quantization).",
     "weights.png": "Weight histograms of the largest layers, in float before int8 quantization: before (grey) and after "
     "(blue, non-zero weights only). int8 scales are per channel, so no grid is drawn; the table above names the values the file holds.",
