@@ -23,8 +23,8 @@ from edgecompress.techniques.quantize.channel_ranges import channel_absmax
 from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
 from edgecompress.techniques.quantize.embedding_tables import quantize_embedding_tables
 from edgecompress.techniques.quantize.exact_int8 import ensure_exact_int8
-from edgecompress.techniques.quantize.matmul_error import matmul_quantization_error
 from edgecompress.techniques.quantize.float_layers import float_layer_details
+from edgecompress.techniques.quantize.matmul_error import matmul_quantization_error
 from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers, quantize_within_tolerance
 from edgecompress.techniques.quantize.onnx_dynamic import quantize_dynamic_int8
 from edgecompress.techniques.quantize.onnx_lowbit import cast_fp16, quantize_int4_weights
