@@ -49,8 +49,7 @@ def sentence_encoder_task(encoder: LoadedEncoder, seed: int = 0, n_eval: int = E
     corpus = docstring_corpus(n_eval=n_eval, n_train=n_train, seed=seed)
     train = [(_tensors(feed), _no_labels(feed)) for feed in token_batches(encoder.tokenizer, corpus.train, BATCH_SIZE, encoder.max_length)]
     eval_inputs = [_tensors(feed) for feed in token_batches(encoder.tokenizer, corpus.eval, BATCH_SIZE, encoder.max_length)]
-    console.log(f"{TASK_NAME}: embedding {len(corpus.eval):,} held-out sentences with the uncompressed model")
-    evaluation = list(zip(eval_inputs, _embed(encoder.model, eval_inputs)))
+    evaluation = ReferenceBatches(encoder.model, eval_inputs)
 
     def latency_inputs(batch: int) -> dict[str, torch.Tensor]:
         return _first(eval_inputs[0], batch)
@@ -69,6 +68,34 @@ def sentence_encoder_task(encoder: LoadedEncoder, seed: int = 0, n_eval: int = E
         latency_batches=(1, BATCH_SIZE),
         ship=ship,
     )
+
+
+class ReferenceBatches:
+    """The held-out batches with the uncompressed model's embeddings as targets, computed when first needed:
+    the first batch alone (what the checks before a run read, so `validate` embeds 32 sentences, not 2,000),
+    the rest in one pass at the first full read, then kept."""
+
+    def __init__(self, model, inputs: list[dict[str, torch.Tensor]]):
+        self.model, self.inputs = model, inputs
+        self._first: torch.Tensor | None = None
+        self._all: list[torch.Tensor] | None = None
+
+    def __iter__(self):
+        for index, inputs in enumerate(self.inputs):
+            yield inputs, self._reference(index)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def _reference(self, index: int) -> torch.Tensor:
+        if self._first is None:
+            self._first = _embed(self.model, self.inputs[:1])[0]
+        if index == 0:
+            return self._first
+        if self._all is None:
+            console.log(f"{TASK_NAME}: embedding {sum(len(b['input_ids']) for b in self.inputs):,} held-out sentences with the uncompressed model")
+            self._all = _embed(self.model, self.inputs)
+        return self._all[index]
 
 
 def _tensors(feed) -> dict[str, torch.Tensor]:
