@@ -127,3 +127,17 @@ def test_keep_float_on_the_command_line_is_checked_before_any_work(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and "--keep-float: applies to route int8 only, not int4" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_checks_an_encoder_recipe_whose_model_folder_is_relative_to_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from edgecompress.cli import main
+
+    recipe = tiny_model_dir.parent / "encoder.yaml"
+    recipe.write_text(f"model: {tiny_model_dir.name}\ntask: sentence-encoder\nstages:\n  - {{stage: remove_ffn, fraction: 0.5}}\n  - {{stage: quantize, mode: dynamic}}\n")
+    monkeypatch.chdir(tmp_path)  # the folder is found next to the recipe, not in the working directory
+    assert main(["validate", str(recipe)]) == 0
+    assert "valid" in capsys.readouterr().out
+    recipe.write_text(f"model: {tiny_model_dir.name}\ntask: sentence-encoder\ntrain: {{epochs: 1}}\nstages:\n  - {{stage: distil}}\n")
+    assert main(["validate", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'distill'" in err and "remove the train section" in err and err.count("\n") == 1
