@@ -76,7 +76,7 @@ CASES = {
     "sensitivity --levels 1.5": (["sensitivity", "--levels", "1.5"], "--levels: each level must be between 0 and 1"),
     "sensitivity --levels nan": (["sensitivity", "--levels", "nan"], "--levels: each level must be between 0 and 1"),
     "sensitivity --levels ''": (["sensitivity", "--levels", ""], "--levels: give at least one level"),
-    "quantize int4 block_size 17": (["run", "{in}/int4_block_17.yaml"], "block_size must be a power of two"),
+    "quantize int4 block_size 17": (["run", "{in}/int4_block_17.yaml"], "block_size: must be a power of two"),
     "seed 2**64-1": (["run", "{in}/seed_2_64.yaml"], "seed: Input should be less than or equal to 4294967295"),
     "seed 10**23": (["run", "{in}/seed_1e23.yaml"], "seed: Input should be less than or equal to 4294967295"),
     "--seed 10**23": (["demo", "--seed", "1" + "0" * 23], "--seed"),
