@@ -55,21 +55,13 @@ class LayerTable:
     rows: list[LayerRow]
     input_shape: tuple[int, ...]
 
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.rows)
+    params = property(lambda self: self._total("params"))
+    bytes = property(lambda self: self._total("bytes"))
+    macs = property(lambda self: self._total("macs"))
+    zeros = property(lambda self: self._total("zeros"))
 
-    @property
-    def bytes(self) -> int:
-        return sum(r.bytes for r in self.rows)
-
-    @property
-    def macs(self) -> int:
-        return sum(r.macs for r in self.rows)
-
-    @property
-    def zeros(self) -> int:
-        return sum(r.zeros for r in self.rows)
+    def _total(self, column: str) -> int:
+        return sum(getattr(row, column) for row in self.rows)
 
     @property
     def sparsity(self) -> float:
