@@ -19,8 +19,10 @@ PATH_MAX = 4095  # bytes in a whole path
 
 
 def check_path_length(path: str | os.PathLike, field: str) -> None:
-    """Refuse a path the operating system would reject as too long (ENAMETOOLONG)."""
+    """Refuse a path the operating system would reject: too long (ENAMETOOLONG), or holding a NUL byte."""
     raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise UserError(f"{field}: the path holds a NUL byte, which no file name can; check the {field} value")
     if len(raw) > PATH_MAX:
         raise UserError(f"{field}: the path is {len(raw):,} bytes long; the limit is {PATH_MAX:,}")
     longest = max(raw.split(b"/"), key=len)

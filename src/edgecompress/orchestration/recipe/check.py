@@ -49,7 +49,7 @@ def check_recipe(path: str | Path, seed: int | None = None, target: str | None =
     named = {p.split(":", 1)[0] for p in problems}  # fields already found wrong are not loaded as well
     loaded = task = None
     seed_everything(recipe_seed)
-    if task_spec in FAMILIES:  # a model family loads its model and builds its task together
+    if isinstance(task_spec, str) and task_spec in FAMILIES:  # a model family loads its model and builds its task together
         if fields.get("train") is not None:
             problems.append(f"train: the {task_spec} task compresses a trained model; remove the train section")
         elif isinstance(model, str) and not {"model", "weights"} & named:
