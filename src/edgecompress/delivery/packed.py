@@ -37,6 +37,8 @@ from edgecompress.untrusted.limits import MAX_MODEL_BYTES, MAX_PACKED_BYTES
 from edgecompress.untrusted.onnx_files import check_onnx_model, parse_onnx
 from edgecompress.untrusted.regular_files import read_regular
 
+PARALLEL_BYTES = 16 * 1024 * 1024  # tensor bytes above which packing uses a thread per CPU
+
 MAGIC = b"\x89ECZ\r\n\x1a\n"
 FORMAT_VERSION = 2  # 2 added the codebook tensor encoding; version 1 files decode unchanged
 # magic, version, payload length, SHA-256 of the ONNX bytes, SHA-256 of header[:50] + payload
@@ -135,11 +137,28 @@ def _split(model: onnx.ModelProto, original: bytes):
         tensor.raw_data = raw
     if model.SerializeToString() != original:
         return "re-serializing the ONNX protobuf does not reproduce the file's bytes (not written by protobuf?)"
-    encoded = [(index, tensor, enc.encode_tensor(raw, enc.element_size(tensor.data_type, len(raw))))
-               for index, tensor, raw in stripped]
+    jobs = [(raw, enc.element_size(tensor.data_type, len(raw))) for _, tensor, raw in stripped]
+    encoded = [(index, tensor, e) for (index, tensor, _), e in zip(stripped, _encode_all(jobs))]
     infos = [TensorPacking(t.name, _type_name(t.data_type), math.prod(t.dims), len(t.raw_data),
                            e.stored_bytes, e.encoding) for _, t, e in encoded]
     return skeleton, encoded, infos
+
+
+def _encode_all(jobs: list[tuple[bytes, int]]) -> list[enc.EncodedTensor]:
+    """`encode_tensor` of each (raw, element size). LZMA runs at about 1 MB/s on weights, so a model of tens of
+    megabytes takes a minute on one core: above `PARALLEL_BYTES` the tensors are encoded by a thread per CPU,
+    largest first. Threads, not processes: zlib and lzma release the GIL while they compress, and a process
+    pool would re-import the caller's script (a user's script without a `__main__` guard would break)."""
+    total = sum(len(raw) for raw, _ in jobs)
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if total < PARALLEL_BYTES or workers < 2:
+        return [enc.encode_tensor(raw, size) for raw, size in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][0]))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {i: pool.submit(enc.encode_tensor, *jobs[i]) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
 
 
 def _restore(skeleton: bytes, indices: list[int], raws: list[bytes]) -> bytes:
