@@ -42,11 +42,6 @@ def repeat_sample(inputs: Inputs, size: int) -> Inputs:
     return repeat(inputs)
 
 
-def batch_size(inputs: Inputs) -> int:
-    value = next(iter(inputs.values())) if isinstance(inputs, Mapping) else inputs
-    return int(value.shape[0])
-
-
 def float_tensors(inputs: Inputs) -> list[torch.Tensor]:
     """The floating-point tensors among the inputs (token ids are integers and need no NaN check)."""
     values = inputs.values() if isinstance(inputs, Mapping) else [inputs]

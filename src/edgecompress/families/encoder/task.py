@@ -40,7 +40,8 @@ ARTIFACT_DIR = "artifact"  # final model + tokenizer: what `edgecompress embed` 
 def sentence_encoder_task(encoder: LoadedEncoder, seed: int = 0, n_eval: int = EVAL_SENTENCES, n_train: int = TRAIN_SENTENCES) -> Task:
     """The task of keeping `encoder`'s embeddings: data, fidelity metric, export and shipping.
 
-    The reference embeddings are the uncompressed model's, computed once here, in torch.
+    The reference embeddings are the uncompressed model's, computed in torch when the scoring first needs them
+    (`ReferenceBatches`).
 
     >>> task = sentence_encoder_task(load_encoder(), seed=0)  # doctest: +SKIP
     >>> task.metric.name  # doctest: +SKIP

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
 from typing import Callable
@@ -58,12 +57,12 @@ def quantize_static_stage(config: QuantizeStatic, state: ModelState, ctx: StageC
 
 def quantize_dynamic_stage(config: QuantizeDynamic, state: ModelState, ctx: StageContext) -> ModelState:
     details: dict = {"rounding": config.rounding}
-    with ExitStack() as stack:
+    with scratch_dir() as work:
         source, calibration = state.onnx_path, _dynamic_calibration(config, state, ctx)
         model = onnx.load(str(source))
         if config.smooth_outliers:
             smoothed = smooth_outlier_channels(model, channel_absmax(model, weight_matmul_inputs(model), calibration), config.smooth_outliers)
-            model, source = smoothed.model, stack.enter_context(scratch_dir()) / "smoothed.onnx"
+            model, source = smoothed.model, work / "smoothed.onnx"
             onnx.save_model(model, str(source))
             details["smoothed_tensors"] = len(smoothed.outlier_channels)
         worst: tuple[str, ...] = ()
@@ -79,7 +78,7 @@ def quantize_dynamic_stage(config: QuantizeDynamic, state: ModelState, ctx: Stag
 
         def write(keep_float_weights: tuple[str, ...], weight_bits: int) -> Path:
             excluded = (*nodes_using(source_graph, keep_float_weights), *worst)
-            quantized = ctx.artifact_path if config.embedding_bits is None else stack.enter_context(scratch_dir()) / "int8.onnx"
+            quantized = ctx.artifact_path if config.embedding_bits is None else work / "int8.onnx"
             quantize_dynamic_int8(
                 source, quantized, per_channel=config.per_channel, exclude_nodes=excluded, weight_bits=weight_bits,
                 gptq_calibration=calibration if config.rounding == "gptq" else None,
