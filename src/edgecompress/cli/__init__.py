@@ -494,6 +494,74 @@ def encoder_command(
     _print_line(f"{route}: cosine {fid['cosine_mean']:.4f} (p5 {fid['cosine_p5']:.4f}), overlap@10 {fid['overlap_at_10']:.3f}   artifact for embed: {out / ARTIFACT_DIR}")
 
 
+@app.command("llm")
+def llm_command(
+    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~4x smaller) or int4 (MatMulNBits blocks of 32, token table int4, ~6x smaller): the recipes examples/lm-ROUTE.yaml."),
+    out: Path = typer.Option(Path("runs/llm"), "--out", help="Directory for the run (baseline.onnx, final.onnx, metrics.json, report) and artifact/ (model.onnx + tokenizer, for generate)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A Hugging Face decoder directory (Llama, Qwen2, GPT-2 style; safetensors); default: the built-in stdlib-coder, trained once per machine (~10 min)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (training windows, calibration)."),
+    target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
+    resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
+) -> None:
+    """Compress a decoder language model (default: the built-in stdlib-coder) with a preset recipe and measure it.
+
+    A shortcut for `edgecompress run examples/lm-ROUTE.yaml` (with model: set to --model-dir): the same stages
+    on the same pipeline. Perplexity and next-token agreement with the original (top-1, KL) are computed on
+    held-out standard-library source files by running the shipped ONNX file (with its key/value cache) in ONNX
+    Runtime; latency is one decoding step at batch 1 with 127 cached tokens. Run the result with
+    `edgecompress generate OUT/artifact "prompt"`.
+    """
+    from edgecompress.families.lm.builtin import BUILTIN_LM
+    from edgecompress.families.lm.presets import route_stages
+    from edgecompress.families.lm.task import ARTIFACT_DIR, TASK_NAME
+    from edgecompress.orchestration.recipe import run_recipe
+    from edgecompress.orchestration.recipe.schema import Recipe
+    from edgecompress.storage.paths import check_input_dir, check_output_dir
+
+    stages = route_stages(route)
+    check_output_dir(out)
+    if model_dir is not None:
+        check_input_dir(model_dir, "--model-dir")
+    recipe = Recipe(model=str(model_dir) if model_dir else BUILTIN_LM, task=TASK_NAME, seed=seed, target=check_target(target), stages=stages)
+    result = run_recipe(recipe, out, resume=resume, force=force)
+    _print_run_summary(result)
+    agreement = result.final.details["agreement"]
+    decode_ms = result.final.latency[1].median_ms
+    _print_line(f"{route}: perplexity {result.final.score:.2f} (original {result.baseline.score:.2f}), top-1 agreement "
+                f"{agreement['top1']:.3f}, KL {agreement['kl_mean']:.4f}, decode {1000 / decode_ms:,.0f} tokens/s   "
+                f"artifact for generate: {out / ARTIFACT_DIR}")
+
+
+@app.command("generate")
+def generate_command(
+    artifact: Path = typer.Argument(..., help="An artifact folder written by `edgecompress llm` or a language-model run (model.onnx, tokenizer, lm.json)."),
+    prompt: str = typer.Argument(..., help="The text to continue."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, max=100_000, help="Tokens to generate at most (stops early at end-of-text)."),
+    top_k: int = typer.Option(1, "--top-k", min=1, max=100_000, help="1: greedy; k: sample from the k most likely tokens."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed of top-k sampling."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (text, tokens, timings) on stdout."),
+) -> None:
+    """Continue a prompt with a shipped decoder, run by ONNX Runtime with its key/value cache (the file that was measured).
+
+    Prints the continuation on stdout, and the time to first token and decoding speed (batch 1, one thread)
+    on stderr.
+    """
+    from edgecompress.families.lm.artifact import generate, open_artifact
+    from edgecompress.runtime.targets import host_cpu
+    from edgecompress.storage.paths import check_input_dir
+
+    check_input_dir(artifact, "artifact")
+    result = generate(open_artifact(artifact), prompt, max_new_tokens=max_new_tokens, top_k=top_k, seed=seed)
+    if as_json:
+        _print_json({"prompt": prompt, "text": result.text, "tokens": result.tokens, "prompt_tokens": len(result.prompt_tokens),
+                     "first_token_ms": round(result.first_token_ms, 3), "decode_tokens_per_s": round(result.decode_tokens_per_s, 1)})
+        return
+    typer.echo(prompt + result.text)
+    console.print(f"{len(result.tokens)} tokens; first token {result.first_token_ms:.1f} ms; decode {result.decode_tokens_per_s:,.0f} tokens/s "
+                  f"(batch 1, one thread, {host_cpu().describe()})")
+
+
 @app.command("embed")
 def embed_command(
     artifact: Path = typer.Argument(..., help="An artifact folder written by `edgecompress encoder` (model.onnx, tokenizer, encoder.json)."),

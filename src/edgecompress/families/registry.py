@@ -22,12 +22,25 @@ def _sentence_encoder(model: str, seed: int) -> tuple[LoadedModel, Task]:
     return LoadedModel(encoder.model, source=str(encoder.directory)), sentence_encoder_task(encoder, seed)
 
 
+def _language_model(model: str, seed: int) -> tuple[LoadedModel, Task]:
+    from edgecompress.families.lm.builtin import BUILTIN_LM
+    from edgecompress.families.lm.model_dir import load_decoder
+    from edgecompress.families.lm.task import language_model_task
+
+    decoder = load_decoder(None if model == BUILTIN_LM else model)
+    return LoadedModel(decoder.model, source=str(decoder.directory)), language_model_task(decoder, seed)
+
+
 # task name -> (recipe `model:`, seed) -> the loaded model and its task
 FAMILIES: dict[str, Callable[[str, int], tuple[LoadedModel, Task]]] = {
     "sentence-encoder": _sentence_encoder,
+    "language-model": _language_model,
 }
 
-FAMILY_MODELS = {"sentence-encoder": "minilm (the bundled all-MiniLM-L6-v2) or a Hugging Face encoder directory"}
+FAMILY_MODELS = {
+    "sentence-encoder": "minilm (the bundled all-MiniLM-L6-v2) or a Hugging Face encoder directory",
+    "language-model": "stdlib-coder (the built-in decoder, trained once per machine) or a Hugging Face decoder directory",
+}
 
 
 def load_family(task: str, model: str, seed: int, weights: str | None = None) -> tuple[LoadedModel, Task]:

@@ -47,3 +47,37 @@ def remove_unused(model: onnx.ModelProto) -> onnx.ModelProto:
     >>> model = remove_unused(model)  # after replacing nodes, drop the weights they used  # doctest: +SKIP
     """
     return run_ir_passes(model, RemoveUnusedNodesPass())
+
+
+def fold_weight_transposes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """`model` with every Transpose of a stored weight replaced by the transposed weight; returns the names
+    of the weights folded.
+
+    A decoder whose output layer shares the token table (tied embeddings) exports as Gather(table) and
+    MatMul(x, Transpose(table)). Quantizers only touch a MatMul whose weight is stored, so the largest matrix
+    of a small language model would stay float; folded, the MatMul and the Gather each get their own copy,
+    each quantized in its own format (MatMulNBits, GatherBlockQuantized), as ONNX Runtime GenAI's builder
+    stores them. Written by hand: onnx_ir's constant folding leaves a weight that other nodes also read.
+
+    >>> folded, names = fold_weight_transposes(onnx.load("decoder.onnx"))  # doctest: +SKIP
+    """
+    from onnx import helper, numpy_helper
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    weights = {t.name: t for t in result.graph.initializer}
+    folded, nodes = [], []
+    for node in result.graph.node:
+        weight = weights.get(node.input[0]) if node.op_type == "Transpose" and node.input else None
+        if weight is None or len(weight.dims) != 2:
+            nodes.append(node)
+            continue
+        perm = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), [1, 0])
+        array = numpy_helper.to_array(weight).transpose(perm)
+        result.graph.initializer.append(numpy_helper.from_array(array.copy(), node.output[0]))
+        folded.append(weight.name)
+    if not folded:
+        return result, []
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
+    return remove_unused(result), folded

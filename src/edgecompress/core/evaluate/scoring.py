@@ -61,6 +61,8 @@ def _score(predict: Callable, task: Task) -> Score:
         predicted = predict(inputs)
         if predicted.is_floating_point() and not torch.isfinite(predicted).all():
             raise RunFailure(f"evaluate: the model's outputs on evaluation batch {number} hold NaN or Inf")
+        if task.metric.per_batch is not None:
+            predicted, target = task.metric.per_batch(predicted, target), torch.empty(0)
         outputs.append(predicted)
         targets.append(target)
     if not outputs:

@@ -28,6 +28,10 @@ class Metric:
     higher_is_better: bool = True
     unit: str = ""
     details: Callable[[torch.Tensor, torch.Tensor], dict] | None = None  # more numbers for metrics.json, same outputs
+    # per batch (outputs, targets) -> small per-sample numbers, gathered instead of the outputs: a language
+    # model's logits (tokens x vocabulary) are too large to keep for a whole evaluation set; `fn` and
+    # `details` then receive these numbers, and an empty tensor as targets
+    per_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         return float(self.fn(outputs, targets))

@@ -13,6 +13,7 @@ from edgecompress.core.errors import UserError
 from edgecompress.core.progress import console
 from edgecompress.core.tasks.checks import FiniteBatches
 from edgecompress.core.train import train_epochs
+from edgecompress.onnx.graph_passes import fold_weight_transposes
 from edgecompress.runtime.feeds import input_feeds
 from edgecompress.storage.files import atomic_path
 from edgecompress.storage.rundir import scratch_dir
@@ -58,7 +59,7 @@ def quantize_static_stage(config: QuantizeStatic, state: ModelState, ctx: StageC
 def quantize_dynamic_stage(config: QuantizeDynamic, state: ModelState, ctx: StageContext) -> ModelState:
     details: dict = {"rounding": config.rounding}
     with scratch_dir() as work:
-        source, calibration = state.onnx_path, _dynamic_calibration(config, state, ctx)
+        source, calibration = _untied(state.onnx_path, work, details), _dynamic_calibration(config, state, ctx)
         model = onnx.load(str(source))
         if config.smooth_outliers:
             smoothed = smooth_outlier_channels(model, channel_absmax(model, weight_matmul_inputs(model), calibration), config.smooth_outliers)
@@ -108,14 +109,27 @@ def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> M
 
 def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageContext) -> ModelState:
     details: dict = {"block_size": config.block_size}
-    if config.embedding_bits is None:
-        quantize_int4_weights(state.onnx_path, ctx.artifact_path, block_size=config.block_size)
-    else:
-        with scratch_dir() as work:
-            quantize_int4_weights(state.onnx_path, work / "int4.onnx", block_size=config.block_size)
+    with scratch_dir() as work:
+        source = _untied(state.onnx_path, work, details)
+        if config.embedding_bits is None:
+            quantize_int4_weights(source, ctx.artifact_path, block_size=config.block_size)
+        else:
+            quantize_int4_weights(source, work / "int4.onnx", block_size=config.block_size)
             details["embedding_tables"] = _embedding_tables(work / "int4.onnx", ctx.artifact_path, config.embedding_bits, config.embedding_block_size)
-        details["embedding_bits"] = config.embedding_bits
+            details["embedding_bits"] = config.embedding_bits
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, {"quantization": details})
+
+
+def _untied(source: Path, work: Path, details: dict) -> Path:
+    """`source`, or a copy in `work` whose transposed weights (a tied output layer's) are stored transposed, so
+    the quantizers see them (`onnx/graph_passes.fold_weight_transposes`)."""
+    model, folded = fold_weight_transposes(onnx.load(str(source)))
+    if not folded:
+        return source
+    details["untied_weights"] = folded
+    untied = work / "untied.onnx"
+    onnx.save_model(model, str(untied))
+    return untied
 
 
 def _embedding_tables(source: Path, target: Path, bits: int, block_size: int) -> list[str]:

@@ -1,0 +1,50 @@
+"""A decoder -> one ONNX file that takes and returns its key/value cache, with dynamic batch and lengths.
+
+One graph serves both phases of generation, as ONNX Runtime GenAI's and Optimum's "with past" models do: the
+prompt runs with a cache of length 0, each decoding step with the cache the previous step returned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+
+from edgecompress.core.errors import RunFailure, first_line
+from edgecompress.core.masks import finalized_copy
+from edgecompress.families.lm.decoder import LOGITS, CausalLM, KvCacheStep
+from edgecompress.onnx.export import quiet_exporter, strip_debug_metadata
+from edgecompress.storage.files import atomic_path
+
+INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
+
+
+def export_decoder(model: CausalLM, path: str | Path) -> Path:
+    """Export `model` atomically to `path`: inputs `input_ids` [batch, sequence], `attention_mask` [batch,
+    past + sequence] and the cache `past_key_values.L.key|value`; outputs `logits` and `present.L.key|value`.
+
+    >>> export_decoder(load_decoder().model, "lm.onnx")  # doctest: +SKIP
+    """
+    model = finalized_copy(model).eval()
+    shape = model.cache
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]], dtype=torch.int64)
+    past = list(shape.empty(batch=2, length=2).values())
+    mask = torch.ones(2, 5, dtype=torch.int64)
+    batch, sequence, cached, total = (torch.export.Dim(name) for name in ("batch", "sequence", "past", "total"))
+    try:
+        with atomic_path(path) as tmp, quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                KvCacheStep(model),
+                (ids, mask, *past),
+                input_names=[INPUT_IDS, ATTENTION_MASK, *shape.past_names()],
+                output_names=[LOGITS, *shape.present_names()],
+                dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: total}, tuple({0: batch, 2: cached} for _ in past)),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+            onnx.save_model(strip_debug_metadata(program.model_proto), str(tmp), save_as_external_data=False)
+    except Exception as exc:
+        raise RunFailure(f"export: the decoder could not be exported to ONNX: {first_line(exc)}") from exc
+    return Path(path)

@@ -1,0 +1,90 @@
+"""Decoders end to end on the one pipeline (`edgecompress llm`): every number in metrics.json is re-measured from
+the shipped files, and the exported key/value-cache graph generates the tokens torch generates."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgecompress.cli import main
+from edgecompress.families.lm.artifact import OpenArtifact, generate_ids, open_artifact
+from edgecompress.families.lm.model_dir import load_decoder
+from edgecompress.families.lm.task import language_model_task
+from edgecompress.runtime.sessions import make_session
+
+
+@pytest.fixture(scope="module")
+def llama_int8(tiny_llama_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("llm") / "int8"
+    assert main(["llm", "int8", "--model-dir", str(tiny_llama_dir), "--out", str(out)]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_int8_route_shrinks_the_decoder_and_keeps_its_predictions(llama_int8):
+    out, metrics = llama_int8
+    base, final = metrics["baseline"], metrics["final"]
+    assert metrics["task"] == "language-model" and metrics["metric"]["higher_is_better"] is False
+    assert final["artifact_bytes"] == (out / "final.onnx").stat().st_size
+    # the tied token table (86% of this toy model) is stored twice in int8: as the table and as the output layer
+    assert final["artifact_bytes"] < 0.55 * base["artifact_bytes"]
+    assert final["quantization"]["untied_weights"] and final["quantization"]["embedding_tables"]
+    assert final["score"] == pytest.approx(base["score"], rel=0.02)
+    assert final["agreement"]["top1"] >= 0.9 and 0 <= final["agreement"]["kl_mean"] < 0.01
+    assert base["agreement"] == {**base["agreement"], "top1": 1.0, "kl_mean": 0.0}
+    assert final["int8"]["exactness"]["exact"]
+    assert set(final["latency_ms"]) == {"batch_1"}
+    assert (out / "artifact/model.onnx").read_bytes() == (out / "final.onnx").read_bytes()
+    assert {"model.onnx", "lm.json", "tokenizer.json"} <= {p.name for p in (out / "artifact").iterdir()}
+
+
+def test_perplexity_in_metrics_is_the_shipped_files(llama_int8, tiny_llama_dir):
+    """Recomputed here with numpy from ONNX Runtime's logits on the task's held-out windows."""
+    out, metrics = llama_int8
+    task = language_model_task(load_decoder(tiny_llama_dir), seed=0)
+    for key in ("baseline", "final"):
+        session = make_session(out / metrics[key]["artifact"])
+        nll = []
+        for inputs, targets in task.eval_loader:
+            logits = session.run(["logits"], {name: value.numpy() for name, value in inputs.items()})[0].astype(np.float64)
+            labels = targets[..., 0].long().numpy()
+            shifted = logits - logits.max(-1, keepdims=True)
+            logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            nll.append(-np.take_along_axis(logp, labels[..., None], -1).ravel())
+        assert np.exp(np.concatenate(nll).mean()) == pytest.approx(metrics[key]["score"], rel=1e-5)
+
+
+def test_kv_cache_export_generates_torchs_greedy_tokens(llama_int8, tiny_llama_dir):
+    """Issue #20: greedy tokens from the ORT export with its cache equal torch's (no cache) for 64 tokens, fp32."""
+    out, _ = llama_int8
+    decoder = load_decoder(tiny_llama_dir)
+    artifact = open_artifact(out / "artifact")
+    fp32 = OpenArtifact(make_session(out / "baseline.onnx"), artifact.tokenizer, artifact.cache, artifact.context, artifact.eos_token_id)
+    prompt = decoder.tokenizer("def read_config(path):\n    with open(", add_special_tokens=False)["input_ids"]
+    onnx_tokens, _, _ = generate_ids(fp32, prompt, 64, lambda logits: int(np.argmax(logits)), eos=None)
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        for _ in range(64):
+            ids = torch.cat([ids, decoder.model(ids)[:, -1:].argmax(-1)], dim=1)
+    assert onnx_tokens == ids[0, len(prompt):].tolist()
+
+
+def test_generate_runs_the_artifact_and_refuses_a_prompt_beyond_the_context(llama_int8, capsys):
+    out, _ = llama_int8
+    assert main(["generate", str(out / "artifact"), "import os\n", "--max-new-tokens", "8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt"] == "import os\n" and 1 <= len(result["tokens"]) <= 8 and result["first_token_ms"] > 0
+    assert main(["generate", str(out / "artifact"), "x = 1\n" * 200, "--max-new-tokens", "64"]) == 2
+    assert "exceed the model's context of 256" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family, route", [("qwen2", "int4"), ("gpt2", "int8")])
+def test_a_users_decoder_directory_runs_end_to_end(family, route, request, tmp_path):
+    """Issue #20: Llama- (above), Qwen2- and GPT-2-style directories through `--model-dir`."""
+    model_dir = request.getfixturevalue(f"tiny_{family}_dir")
+    out = tmp_path / "run"
+    assert main(["llm", route, "--model-dir", str(model_dir), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final"]["artifact_bytes"] < 0.6 * metrics["baseline"]["artifact_bytes"]  # tied table: two low-bit copies
+    assert metrics["final"]["agreement"]["top1"] >= 0.8
+    assert metrics["final"]["score"] == pytest.approx(metrics["baseline"]["score"], rel=0.05)
