@@ -12,7 +12,6 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from edgecompress.core.errors import UserError
 from edgecompress.core.evaluate import evaluate_onnx
 from edgecompress.core.measure.artifact import artifact_bytes
 from edgecompress.core.measure.macs import count_macs
@@ -32,14 +31,15 @@ from edgecompress.orchestration.pipeline.checkpoints import (
     model_fingerprint,
     save_checkpoint,
 )
-from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext, run_stage
+from edgecompress.orchestration.pipeline.checks import check_stages, validate_recipe
+from edgecompress.orchestration.pipeline.handlers import run_stage
 from edgecompress.orchestration.pipeline.stages import StageConfig
 from edgecompress.reporting.report import write_run_outputs
 from edgecompress.runtime.feeds import feeds_for
 from edgecompress.runtime.latency import Latency, measure_feed_latencies
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.storage.rundir import owned_run_dir
-from edgecompress.techniques.prune.engine import check_prune_stages
+from edgecompress.techniques.stage import ModelState, StageContext
 
 TORCH_MODEL_FILE = "model.safetensors"
 
@@ -107,39 +107,6 @@ class RunResult:
     @property
     def final(self) -> Measurement:
         return self.stages[-1] if self.stages else self.baseline
-
-
-def validate_recipe(stages: Sequence[StageConfig]) -> None:
-    """Check the stage order before any work: every problem at once, each naming the stage."""
-    problems = []
-    left_torch_at = None
-    for index, stage in enumerate(stages, start=1):
-        if type(stage) not in HANDLERS:
-            problems.append(f"stage {index}: {type(stage).__name__} is not a known stage type")
-            continue
-        if left_torch_at is not None:
-            problems.append(
-                f"stage {index} ({stage.name}): cannot follow stage {left_torch_at} (quantize), "
-                "whose output is an ONNX model; move it before the quantize stage"
-            )
-        if stage.leaves_torch and left_torch_at is None:
-            left_torch_at = index
-    if problems:
-        raise UserError("recipe: " + "; ".join(problems))
-
-
-def check_stages(model, stages, has_data: bool) -> None:
-    """Every check that needs no work, before any output is written: prune settings, and `keep_float`
-    patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
-    from edgecompress.orchestration.pipeline.stages import Factorize
-    from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
-
-    check_prune_stages(model, stages, has_data=has_data)
-    for stage in stages:
-        if isinstance(stage, Factorize):
-            break
-        if getattr(stage, "keep_float", ()):
-            explicit_float_layers(model, stage.keep_float)
 
 
 def compress(
