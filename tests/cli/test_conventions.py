@@ -108,6 +108,27 @@ def test_validate_passes_a_valid_recipe_with_exit_0(capsys):
     assert capsys.readouterr().out == f"{examples / 'digits.yaml'}: valid: digits-cnn on digits, 4 stage(s): prune, finetune, qat, quantize\n"
 
 
+def test_validate_imports_torch_only_to_check_valid_stages_against_the_model(tmp_path):
+    """A digits recipe with wrong fields is judged without torch; a valid one imports torch to build the model and
+    check the stages against its layers, and nothing heavier (the handlers, ONNX Runtime, the digits data)."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    bad = _recipe(tmp_path, (examples / "digits.yaml").read_text().replace("amount: 0.5", "amout: 0.5"))
+    heavy = ["torch", "onnxruntime", "onnx", "matplotlib", "torch_pruning", "transformers", "sklearn"]
+    code = textwrap.dedent(f"""\
+        import sys
+        from edgecompress.cli import main
+        for recipe in sys.argv[1:]:
+            code = main(["validate", recipe])
+            print("IMPORTED", code, sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+        """)
+    environment = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code, str(bad), str(examples / "digits.yaml")], capture_output=True,
+                          text=True, env=environment, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED")]
+    assert lines == ["IMPORTED 2 []", "IMPORTED 0 ['torch']"], done.stderr
+    assert "amout: unknown field, did you mean 'amount'?" in done.stderr and ": valid: digits-cnn on digits" in done.stdout
+
+
 def test_model_files_in_a_recipe_are_relative_to_its_folder(tmp_path, monkeypatch, capsys):
     from edgecompress.core.models import DigitsCNN
     from edgecompress.core.models.checkpoint import save_model_file

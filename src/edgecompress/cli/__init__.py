@@ -184,7 +184,7 @@ def validate_command(
 
     checked = check_recipe(recipe, trust_pickle=trust_pickle, trust_code=trust_code)
     stages = ", ".join(stage.stage for stage in checked.recipe.stages)
-    _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task.name}, {len(checked.recipe.stages)} stage(s): {stages}")
+    _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task_name}, {len(checked.recipe.stages)} stage(s): {stages}")
 
 
 def _print_run_summary(result, command: str = "run", as_json: bool = False) -> None:
