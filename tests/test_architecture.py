@@ -17,7 +17,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "edgecompress"
 
 LAYERS = [
-    ("foundation", ["core.errors", "core.seeding", "core.sizes", "core.progress", "storage", "untrusted", "onnx.tensors"]),
+    ("foundation", ["core.errors", "core.seeding", "core.sizes", "core.progress", "core.verbosity", "storage", "untrusted", "onnx.tensors"]),
     ("runtime", ["runtime"]),
     ("core", ["core"]),
     ("graph", ["onnx", "delivery"]),

@@ -153,7 +153,7 @@ def test_model_files_in_a_recipe_are_relative_to_its_folder(tmp_path, monkeypatc
 QUICK = "model: digits-mlp\ntask: digits\ntrain: {epochs: 1, lr: 0.002}\nstages:\n  - stage: quantize\n    mode: dynamic\n"
 
 
-def test_run_json_prints_the_metrics_document_and_quiet_silences_progress(tmp_path):
+def test_run_json_prints_the_metrics_document_quiet_silences_progress_and_verbose_adds_stage_details(tmp_path):
     path = _recipe(tmp_path, QUICK)
     out = tmp_path / "out"
     done = _cli(["run", str(path), "--out", str(out), "--json", "--quiet"])
@@ -165,6 +165,19 @@ def test_run_json_prints_the_metrics_document_and_quiet_silences_progress(tmp_pa
     assert document["report"] == str(out / "report.html") and Path(document["report"]).is_file()
     assert document["metrics"]["final"]["name"] == document["metrics"]["stages"][-1]["name"]
 
-    loud = _cli(["run", str(path), "--out", str(tmp_path / "loud")])
+    loud = _cli(["run", str(path), "--out", str(tmp_path / "loud"), "--verbose"])
     assert loud.returncode == 0 and loud.stderr.count("\n") > 1  # without --quiet, progress lines on stderr
     assert "report:" in loud.stdout
+    assert "] baseline: 50,610 params (50,610 nonzero), 50,200 MACs, baseline.onnx " in loud.stderr  # and with --verbose, details
+    assert "] stage 1/1 (quantize): 50,610 params" in loud.stderr and "; settings: mode dynamic; in metrics.json: " in loud.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "fit"])
+def test_verbose_is_documented_and_refused_with_quiet(command, tmp_path, capsys):
+    assert main([command, "--help"]) == 0
+    assert "--verbose" in capsys.readouterr().out
+    given = {"run": [str(_recipe(tmp_path, QUICK))], "fit": ["--max-size", "20KB"]}.get(command, [])
+    args = [command, *given, "--out", str(tmp_path / "out"), "-q", "-v"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "error: --quiet and --verbose: give one of them\n"
+    assert not (tmp_path / "out").exists()

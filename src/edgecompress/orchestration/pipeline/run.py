@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from edgecompress.core.measure.artifact import artifact_bytes
 from edgecompress.core.measure.macs import count_macs
 from edgecompress.core.measure.params import count_nonzero_params, count_params
 from edgecompress.core.models.checkpoint import save_model_file
-from edgecompress.core.progress import console
+from edgecompress.core.progress import console, detail
 from edgecompress.core.seeding import check_seed, seed_everything
 from edgecompress.core.tasks.checks import check_task
 from edgecompress.core.tasks.inputs import describe
@@ -39,6 +40,7 @@ from edgecompress.runtime.feeds import feeds_for
 from edgecompress.runtime.latency import Latency, measure_feed_latencies
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.storage.rundir import owned_run_dir
+from edgecompress.techniques.config import field_default
 from edgecompress.techniques.stage import ModelState, StageContext
 
 TORCH_MODEL_FILE = "model.safetensors"
@@ -162,6 +164,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
         start = time.perf_counter()
         baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
         save_checkpoint(out, "00-baseline", fp, baseline.to_json(), None)
+        detail(measured_line("baseline", baseline))
     state.onnx_path = out / "baseline.onnx"
 
     measurements: list[Measurement] = []
@@ -189,6 +192,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
             measurement.details = {**state.details, **measurement.details}
             save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
             console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
+            detail(measured_line(label, measurement, config))
         if state.torch_model is not None:
             last_torch_model = state.torch_model
         measurements.append(measurement)
@@ -211,6 +215,21 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, example_input)
     return result
+
+
+def measured_line(label: str, measurement: Measurement, config: StageConfig | None = None) -> str:
+    """What `--verbose` adds after a stage: what the model holds and cost to make, the settings that differ
+    from the defaults (and a quantize stage's mode, whatever it is), and which details metrics.json has on it."""
+    line = (f"{label}: {measurement.params:,} params ({measurement.nonzero_params:,} nonzero), {measurement.macs:,} MACs, "
+            f"{measurement.artifact} {measurement.artifact_bytes:,} B, {measurement.seconds:.1f} s")
+    if config is not None:
+        values = config.model_dump(mode="json")
+        changed = {k: v for k, v in values.items() if k == "mode" or (k != "stage" and getattr(config, k) != field_default(config, k))}
+        shown = ", ".join(f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in changed.items())
+        line += f"; settings: {shown or 'the defaults'}"
+    if measurement.details:
+        line += f"; in metrics.json: {', '.join(measurement.details)}"
+    return line
 
 
 def latency_feeds(task: Task, example_input, onnx_path: Path, seed: int) -> dict:
