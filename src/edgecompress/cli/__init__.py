@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
 import sys
 import traceback
 import warnings
@@ -256,18 +257,29 @@ def inspect_command(
     if shape is None:
         raise UserError(f"--input-shape: required for {model}; give the example input shape, e.g. 1,3,32,32")
     table = layer_table(loaded.module, shape)
-    advice = advise_target_size(table, target) if target is not None else None
+    advice = advise_target_size(table, target, model=loaded.module) if target is not None else None
+    fit = _fit_command(target_size, model, weights, arch) if target is not None else None
     saved = check_saved_size(loaded.module, loaded.saved_file)
 
     with owned_run_dir(out, "inspect", force=force) as owned:
         chart = plot_layers({loaded.source: table}, owned / "layers.png", title=loaded.source)
-        atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
+        atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice, fit), indent=2) + "\n")
 
     print_grid(console, layers_grid(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
     _print_line(saved_size_line(saved))
-    for line in advice_lines(advice) if advice else []:
+    for line in advice_lines(advice, fit) if advice else []:
         _print_line(line)
     _print_line(f"charts: {chart}   table: {out / 'layers.json'}")
+
+
+def _fit_command(target_size: str, model: str, weights: Path | None, arch: str | None) -> str:
+    """The `fit` command that builds and measures what `inspect --target-size` estimates: as is for the digits
+    CNN (fit's own model without --recipe), else with a recipe naming the model."""
+    budget = f"--max-size {shlex.quote(target_size.strip())} --size-of onnx"
+    if model == "digits-cnn" and weights is None and arch is None:
+        return f"edgecompress fit {budget}"
+    named = f"model: {model}" + (f", weights: {weights}" if weights is not None else "") + (f" (arch {arch})" if arch else "")
+    return f"edgecompress fit --recipe RECIPE.yaml {budget}   (RECIPE.yaml: a recipe with {named} and its task)"
 
 
 _JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each) [default: the recipe's execution.jobs, else 1]."
