@@ -61,7 +61,7 @@ def check_recipe(path: str | Path, seed: int | None = None, target: str | None =
     model, weights, task_spec = fields.get("model"), fields.get("weights"), fields.get("task", "digits")
     # A built-in model without weights and a built-in task always load, and fit each other (the task has
     # training data): loading them finds nothing, only the stages need the model.
-    builtin_pair = isinstance(model, str) and model in BUILTIN_MODELS and weights is None and task_spec in BUILTIN_TASKS
+    builtin_pair = isinstance(model, str) and isinstance(task_spec, str) and model in BUILTIN_MODELS and task_spec in BUILTIN_TASKS and weights is None
     if parsed.recipe is None and builtin_pair:
         raise_problems(problems, str(path))  # the stages are wrong: nothing is left to check, and no torch is imported
     loaded, task = _load_model_and_task(problems, fields, trust_pickle, trust_code, with_task=not builtin_pair)
