@@ -2,12 +2,14 @@
 and `import edgecompress` stays light.
 
 Layers, lowest first (docs/architecture.md draws them). A module may import its own layer and the layers
-below it, lazily inside a function too: a lazy import still couples the code.
+below it, lazily inside a function too: a lazy import still couples the code, and so does a module named in
+a string for importing later (a registry's "package.module:function", a lazy package's name table).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "edgecompress"
 
 LAYERS = [
-    ("foundation", ["core.errors", "core.seeding", "core.sizes", "core.progress", "storage", "untrusted", "onnx.tensors"]),
+    ("foundation", ["core.errors", "core.seeding", "core.sizes", "core.progress", "core.verbosity", "storage", "untrusted", "onnx.tensors"]),
     ("runtime", ["runtime"]),
     ("core", ["core"]),
     ("graph", ["onnx", "delivery"]),
@@ -47,8 +49,11 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+_NAMED_MODULE = re.compile(r"(edgecompress(?:\.\w+)+)(?::\w+)?")
+
+
 def _imports(path: Path) -> set[str]:
-    """Every edgecompress module `path` imports, at any depth of the file."""
+    """Every edgecompress module `path` imports, at any depth of the file, or names in a string to import."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgecompress") and node.level == 0:
@@ -56,6 +61,8 @@ def _imports(path: Path) -> set[str]:
             names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names if alias.name.startswith("edgecompress"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (named := _NAMED_MODULE.fullmatch(node.value)):
+            names.add(named.group(1))
     return names
 
 

@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from edgecompress.core.errors import RunFailure, UserError
+from edgecompress.core.lazy import lazy_exports
 
 try:
     __version__ = version("edgecompress")
@@ -68,15 +68,4 @@ _LAZY = {
 }
 
 __all__ = ["UserError", "RunFailure", "__version__", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'edgecompress' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -108,6 +108,27 @@ def test_validate_passes_a_valid_recipe_with_exit_0(capsys):
     assert capsys.readouterr().out == f"{examples / 'digits.yaml'}: valid: digits-cnn on digits, 4 stage(s): prune, finetune, qat, quantize\n"
 
 
+def test_validate_imports_torch_only_to_check_valid_stages_against_the_model(tmp_path):
+    """A digits recipe with wrong fields is judged without torch; a valid one imports torch to build the model and
+    check the stages against its layers, and nothing heavier (the handlers, ONNX Runtime, the digits data)."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    bad = _recipe(tmp_path, (examples / "digits.yaml").read_text().replace("amount: 0.5", "amout: 0.5"))
+    heavy = ["torch", "onnxruntime", "onnx", "matplotlib", "torch_pruning", "transformers", "sklearn"]
+    code = textwrap.dedent(f"""\
+        import sys
+        from edgecompress.cli import main
+        for recipe in sys.argv[1:]:
+            code = main(["validate", recipe])
+            print("IMPORTED", code, sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+        """)
+    environment = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", code, str(bad), str(examples / "digits.yaml")], capture_output=True,
+                          text=True, env=environment, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED")]
+    assert lines == ["IMPORTED 2 []", "IMPORTED 0 ['torch']"], done.stderr
+    assert "amout: unknown field, did you mean 'amount'?" in done.stderr and ": valid: digits-cnn on digits" in done.stdout
+
+
 def test_model_files_in_a_recipe_are_relative_to_its_folder(tmp_path, monkeypatch, capsys):
     from edgecompress.core.models import DigitsCNN
     from edgecompress.core.models.checkpoint import save_model_file
@@ -132,7 +153,7 @@ def test_model_files_in_a_recipe_are_relative_to_its_folder(tmp_path, monkeypatc
 QUICK = "model: digits-mlp\ntask: digits\ntrain: {epochs: 1, lr: 0.002}\nstages:\n  - stage: quantize\n    mode: dynamic\n"
 
 
-def test_run_json_prints_the_metrics_document_and_quiet_silences_progress(tmp_path):
+def test_run_json_prints_the_metrics_document_quiet_silences_progress_and_verbose_adds_stage_details(tmp_path):
     path = _recipe(tmp_path, QUICK)
     out = tmp_path / "out"
     done = _cli(["run", str(path), "--out", str(out), "--json", "--quiet"])
@@ -144,6 +165,19 @@ def test_run_json_prints_the_metrics_document_and_quiet_silences_progress(tmp_pa
     assert document["report"] == str(out / "report.html") and Path(document["report"]).is_file()
     assert document["metrics"]["final"]["name"] == document["metrics"]["stages"][-1]["name"]
 
-    loud = _cli(["run", str(path), "--out", str(tmp_path / "loud")])
+    loud = _cli(["run", str(path), "--out", str(tmp_path / "loud"), "--verbose"])
     assert loud.returncode == 0 and loud.stderr.count("\n") > 1  # without --quiet, progress lines on stderr
     assert "report:" in loud.stdout
+    assert "] baseline: 50,610 params (50,610 nonzero), 50,200 MACs, baseline.onnx " in loud.stderr  # and with --verbose, details
+    assert "] stage 1/1 (quantize): 50,610 params" in loud.stderr and "; settings: mode dynamic; in metrics.json: " in loud.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "fit"])
+def test_verbose_is_documented_and_refused_with_quiet(command, tmp_path, capsys):
+    assert main([command, "--help"]) == 0
+    assert "--verbose" in capsys.readouterr().out
+    given = {"run": [str(_recipe(tmp_path, QUICK))], "fit": ["--max-size", "20KB"]}.get(command, [])
+    args = [command, *given, "--out", str(tmp_path / "out"), "-q", "-v"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "error: --quiet and --verbose: give one of them\n"
+    assert not (tmp_path / "out").exists()

@@ -4,15 +4,23 @@ from edgecompress.cli import main
 
 
 def test_inspect_prints_table_and_writes_charts_and_json(capsys, tmp_path):
+    """Issue 19: at 20KB the demo CNN was said not to fit, while channels -50% then int8 (the demo's route) makes
+    a 15.6 KB file: the advice combines them, and points to the fit command that measures the accuracy."""
     out = tmp_path / "insp"
-    assert main(["inspect", "digits-cnn", "--target-size", "50KB", "--out", str(out)]) == 0
+    assert main(["inspect", "digits-cnn", "--target-size", "20KB", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "53,002" in stdout and "339,328" in stdout
     assert "size check: state_dict tensors 212,008 B" in stdout
     assert "fc1: 131.6 KB -> 13.2 KB" in stdout and "int8 alone: about 53.9 KB, which does not fit" in stdout
+    assert "\n  in float32 it does not fit even so: every layer would need to keep less than 10%\n" in stdout
+    assert "\nchannels -50% then int8: about 14.2 KB, which fits\n" in stdout
+    assert stdout.count("does not fit") == 2  # float32 and int8 alone, never the model
+    assert ": edgecompress fit --max-size 20KB --size-of onnx\n" in stdout
     doc = json.loads((out / "layers.json").read_text())
     assert doc["total"] == {"params": 53_002, "bytes": 212_008, "macs": 339_328, "sparsity": 0.0}
-    assert [c["layer"] for c in doc["target"]["cuts"]] == ["fc1", "conv2"]
+    assert [c["layer"] for c in doc["target"]["cuts"]] == ["fc1", "conv2", "fc2", "conv1"]
+    assert doc["target"]["channels_then_int8"] == [{"channels_removed": 0.5, "int8_bytes": 14_194, "fits": True, "problem": None}]
+    assert doc["target"]["sure"] and doc["target"]["fit_command"] == "edgecompress fit --max-size 20KB --size-of onnx"
     assert (out / "layers.png").read_bytes()[:4] == b"\x89PNG"
 
 

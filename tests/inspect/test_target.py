@@ -148,3 +148,38 @@ def test_a_layer_type_the_quantizer_does_not_know_is_counted_as_float():
     advice = advise_target_size(layer_table(model, (1, 64)), 10_000)
     assert advice.kept_float == (("1", "LayerNorm"),)
     assert advice.int8_bytes == (64 * 32 + 32 + 4 * 32) + 4 * 64 + (32 * 10 + 10 + 4 * 10)
+
+
+def test_channel_pruning_then_int8_is_estimated_on_the_pruned_model_until_a_route_surely_fits():
+    from edgecompress.inspect.target import Route
+
+    # channels -50%: conv1 16, conv2 32, fc1 128 -> 64 inputs and outputs; fc2's 10 outputs are never cut
+    pruned = (16 * 9 + 16) + (32 * 16 * 9 + 32) + (128 * 64 + 64) + (64 * 10 + 10)
+    int8 = pruned + 4 * (16 + 32 + 64 + 10)
+    assert advise_target_size(_table(), 20_000, model=DigitsCNN()).routes == (Route(0.5, int8),) == (Route(0.5, 14_194),)
+    assert advise_target_size(_table(), 60_000, model=DigitsCNN()).routes == ()  # int8 alone fits: nothing to prune
+    assert advise_target_size(_table(), 20_000).routes == ()  # no model given: the table alone
+
+
+def test_a_size_too_close_to_call_tries_the_next_route_then_points_to_fit_with_the_command_given():
+    from edgecompress.inspect.render import advice_lines
+
+    command = "edgecompress fit --max-size 5KB --size-of onnx"
+    lines = advice_lines(advise_target_size(_table(), 5_000, model=DigitsCNN()), command)
+    assert lines[-4:] == [
+        "channels -50% then int8: about 14.2 KB, which does not fit",
+        "channels -75% then int8: about 3.9 KB, which is too close to call: the file adds its graph to the tensors counted here",
+        f"cannot say for sure that it fits: fit runs its candidates and measures their files: {command}",
+        "  (without --size-of onnx, fit's budget is the packed .ecz file, smaller still: zeros and ternary weights compress)",
+    ]
+
+
+def test_a_model_whose_channels_cannot_be_removed_is_not_estimated_and_is_sent_to_fit():
+    from edgecompress.inspect.render import advice_lines
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))  # its only layer's channels are the output
+    advice = advise_target_size(layer_table(model, (1, 1, 8, 8)), 500, model=model)
+    assert len(advice.routes) == 1 and advice.routes[0].int8_bytes is None and not advice.sure
+    lines = advice_lines(advice, "edgecompress fit --recipe RECIPE.yaml --max-size 500B --size-of onnx")
+    assert lines[-3].startswith("channels -50% then int8: not estimated: prune.layers: no layer left to prune")
+    assert lines[-2].startswith("cannot say for sure that it fits: ")

@@ -8,9 +8,9 @@ from edgecompress.core.measure.params import count_params
 from edgecompress.core.models import DigitsCNN, DigitsMLP
 from edgecompress.onnx import export_onnx
 from edgecompress.runtime.sessions import make_session
-from edgecompress.techniques.lowrank import factorize
 from edgecompress.techniques.lowrank.budget import LayerShape, allocate_ranks
 from edgecompress.techniques.lowrank.conv import factorize_conv
+from edgecompress.techniques.lowrank.factorize import factorize
 
 
 def _chosen_params(model: nn.Module, names) -> int:

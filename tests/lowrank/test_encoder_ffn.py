@@ -7,8 +7,8 @@ from edgecompress.core.measure.params import count_params
 from edgecompress.families.encoder.export import export_encoder
 from edgecompress.families.encoder.model_dir import bundled_model_dir, load_encoder
 from edgecompress.runtime.sessions import make_session
-from edgecompress.techniques.lowrank import factorize
 from edgecompress.techniques.lowrank.budget import LayerShape, allocate_ranks
+from edgecompress.techniques.lowrank.factorize import factorize
 
 FFN = ("*.intermediate.dense", "*.layer.?.output.dense")  # not attention.output.dense
 

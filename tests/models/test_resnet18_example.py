@@ -22,7 +22,8 @@ def test_it_has_torchvision_resnet18s_parameters_and_names():
 
 def test_inspect_folds_its_twenty_batch_norms_and_shrinks_only_convolutions_and_the_head(tmp_path, capsys):
     out = tmp_path / "insp"
-    assert main(["inspect", f"{EXAMPLE}:resnet18", "--input-shape", "1,3,32,32", "--target-size", "4MB", "--out", str(out)]) == 0
+    # 12MB: int8 alone fits (11.2 MB), so no route is pruned with Torch-Pruning (1.4 s); the cuts are float32's
+    assert main(["inspect", f"{EXAMPLE}:resnet18", "--input-shape", "1,3,32,32", "--target-size", "12MB", "--out", str(out)]) == 0
     doc = json.loads((out / "layers.json").read_text())
     folded = [row["name"] for row in doc["layers"] if row["folds_at_export"]]
     assert len(folded) == 20 and doc["target"]["folded"] == folded

@@ -77,3 +77,13 @@ def test_every_registered_config_is_a_recipe_stage():
         config = config_type() if config_type is not ec.Prune else ec.Prune(pattern=ec.Unstructured())
         recipe = Recipe.model_validate({"model": "digits-cnn", "stages": [config.model_dump(mode="json")]})
         assert recipe.stages == [config]
+
+
+def test_every_registered_handler_is_a_function_of_config_state_and_context():
+    """Handlers are named as "module:function" and imported on first use; each name must resolve."""
+    import inspect
+
+    from edgecompress.orchestration.pipeline.handlers import handler_for
+
+    for config_type, name in HANDLERS.items():
+        assert list(inspect.signature(handler_for(config_type)).parameters) == ["config", "state", "ctx"], name

@@ -11,7 +11,7 @@ from edgecompress.cli import main
 from edgecompress.core.errors import UserError
 from edgecompress.core.models import DigitsCNN
 from edgecompress.orchestration.pipeline.stages import Finetune, Prune
-from edgecompress.techniques.prune.engine import check_prune, check_prune_stages
+from edgecompress.techniques.prune.checks import check_prune, check_prune_stages
 
 
 @pytest.mark.parametrize(

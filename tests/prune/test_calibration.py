@@ -10,8 +10,9 @@ from torch import nn
 from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask
 from edgecompress.orchestration.pipeline.stages import Prune
-from edgecompress.techniques.prune.criteria import ScoreContext, Taylor, Wanda
+from edgecompress.techniques.prune.criteria import Taylor, Wanda
 from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.prune.scoring import ScoreContext
 
 
 class TwoInputs(nn.Module):

@@ -7,8 +7,9 @@ from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask
 from edgecompress.core.models import DigitsCNN
 from edgecompress.orchestration.pipeline.stages import Prune
-from edgecompress.techniques.prune.criteria import Movement, ScoreContext, Taylor, Wanda
+from edgecompress.techniques.prune.criteria import Movement, Taylor, Wanda
 from edgecompress.techniques.prune.engine import prune_model
+from edgecompress.techniques.prune.scoring import ScoreContext
 
 
 def test_wanda_scores_weight_times_input_feature_norm():
@@ -86,7 +87,7 @@ def test_data_criteria_without_data_are_refused():
 
 
 def test_movement_scores_accumulate_minus_gradient_times_weight_over_steps():
-    from edgecompress.techniques.prune.criteria import MovementTracker
+    from edgecompress.techniques.prune.scoring import MovementTracker
 
     torch.manual_seed(0)
     layer = nn.Linear(3, 2)

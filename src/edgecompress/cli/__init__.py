@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
 import sys
 import traceback
 import warnings
@@ -73,12 +74,23 @@ def _no_type_after_flags() -> None:
 
 _no_type_after_flags()
 _QUIET_HELP = "Print only the final summary and errors: no progress lines, bars or warnings on stderr."
+_VERBOSE_HELP = ("Also show the libraries' own logs and warnings that are silenced otherwise (ONNX Runtime, the ONNX "
+                 "exporter, Torch-Pruning, torch) and a detail line per stage (sizes, MACs, time, settings); on stderr.")
 _JSON_HELP = "Print the result as one JSON document on stdout instead of the table (progress still goes to stderr)."
 
 
 @contextlib.contextmanager
-def _output(quiet: bool):
-    """With `quiet`, progress (core.progress's stderr console) and Python warnings are silenced for the command."""
+def _output(quiet: bool, verbose: bool = False):
+    """With `quiet`, progress (core.progress's stderr console) and Python warnings are silenced for the command;
+    with `verbose`, the libraries' logs are not, and each stage adds a detail line (core/verbosity.py)."""
+    if quiet and verbose:
+        raise UserError("--quiet and --verbose: give one of them")
+    if verbose:
+        from edgecompress.core.verbosity import verbose as verbose_output
+
+        with verbose_output():
+            yield
+        return
     if not quiet:
         yield
         return
@@ -123,6 +135,7 @@ def demo(
     resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=_VERBOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Train the digits CNN, prune 50% of its channels, fine-tune, train ternary weights, quantize to int8, and
@@ -134,7 +147,7 @@ def demo(
     """
     from edgecompress.orchestration.demo import run_demo
 
-    with _output(quiet):
+    with _output(quiet, verbose):
         result = run_demo(out, seed=seed, target=check_target(target), resume=resume, force=force)
     _print_run_summary(result, "demo", as_json)
 
@@ -150,6 +163,7 @@ def run_command(
     target: Optional[str] = typer.Option(None, "--target", help=_TARGET_HELP),
     trust_code: bool = typer.Option(False, "--trust-code", help=_TRUST_CODE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=_VERBOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Run a compression recipe (see examples/*.yaml). The whole recipe is validated before anything runs.
@@ -163,7 +177,7 @@ def run_command(
     from edgecompress.storage.paths import check_output_dir
 
     check_output_dir(out)
-    with _output(quiet):
+    with _output(quiet, verbose):
         checked = check_recipe(recipe, seed=seed, target=check_target(target) if target else None, trust_pickle=trust_pickle, trust_code=trust_code)
         result = run_recipe(checked.recipe, out, trust_pickle=trust_pickle, resume=resume, force=force, trust_code=trust_code,
                             resolved=(checked.loaded, checked.task))
@@ -184,7 +198,7 @@ def validate_command(
 
     checked = check_recipe(recipe, trust_pickle=trust_pickle, trust_code=trust_code)
     stages = ", ".join(stage.stage for stage in checked.recipe.stages)
-    _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task.name}, {len(checked.recipe.stages)} stage(s): {stages}")
+    _print_line(f"{recipe}: valid: {checked.loaded.source} on {checked.task_name}, {len(checked.recipe.stages)} stage(s): {stages}")
 
 
 def _print_run_summary(result, command: str = "run", as_json: bool = False) -> None:
@@ -243,18 +257,29 @@ def inspect_command(
     if shape is None:
         raise UserError(f"--input-shape: required for {model}; give the example input shape, e.g. 1,3,32,32")
     table = layer_table(loaded.module, shape)
-    advice = advise_target_size(table, target) if target is not None else None
+    advice = advise_target_size(table, target, model=loaded.module) if target is not None else None
+    fit = _fit_command(target_size, model, weights, arch) if target is not None else None
     saved = check_saved_size(loaded.module, loaded.saved_file)
 
     with owned_run_dir(out, "inspect", force=force) as owned:
         chart = plot_layers({loaded.source: table}, owned / "layers.png", title=loaded.source)
-        atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice), indent=2) + "\n")
+        atomic_write_text(owned / "layers.json", json.dumps(layers_json(table, saved, advice, fit), indent=2) + "\n")
 
     print_grid(console, layers_grid(table, title=f"{loaded.source}, input {'x'.join(map(str, shape))}"))
     _print_line(saved_size_line(saved))
-    for line in advice_lines(advice) if advice else []:
+    for line in advice_lines(advice, fit) if advice else []:
         _print_line(line)
     _print_line(f"charts: {chart}   table: {out / 'layers.json'}")
+
+
+def _fit_command(target_size: str, model: str, weights: Path | None, arch: str | None) -> str:
+    """The `fit` command that builds and measures what `inspect --target-size` estimates: as is for the digits
+    CNN (fit's own model without --recipe), else with a recipe naming the model."""
+    budget = f"--max-size {shlex.quote(target_size.strip())} --size-of onnx"
+    if model == "digits-cnn" and weights is None and arch is None:
+        return f"edgecompress fit {budget}"
+    named = f"model: {model}" + (f", weights: {weights}" if weights is not None else "") + (f" (arch {arch})" if arch else "")
+    return f"edgecompress fit --recipe RECIPE.yaml {budget}   (RECIPE.yaml: a recipe with {named} and its task)"
 
 
 _JOBS_HELP = "Run this many trials at once in local worker processes (one torch thread each) [default: the recipe's execution.jobs, else 1]."
@@ -420,6 +445,7 @@ def fit_command(
     force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=_VERBOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP.replace("the table", "the lines")),
 ) -> None:
     """Find the smallest compressed digits CNN (or a recipe's model) within --max-size and/or --max-latency that loses at most --max-drop.
@@ -442,7 +468,7 @@ def fit_command(
     budget = parse_size(max_size, field="--max-size") if max_size is not None else None
     check_targets(max_drop, size_of, budget, max_latency)
     check_output_dir(out)
-    with _output(quiet):
+    with _output(quiet, verbose):
         baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
         with owned_run_dir(out, "fit", resume=resume, force=force):
             model, task = baseline.trained(out, resume)

@@ -3,6 +3,7 @@
 A log (stderr not a terminal) gets a line when work starts, one every `LOG_SECONDS` while it runs (also when
 nothing advances, so a long step shows life) and one when it ends; lines are whole and never end in padding.
 `labelled("candidate 2/6 (int8)")` prefixes every line and bar inside it, so interleaved work says whose it is.
+`detail` lines are written only with `--verbose` (`verbosity.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edgecompress.core.verbosity import is_verbose
 
 LOG_SECONDS = 10.0  # in a log, a progress line at least this often while work runs
 
@@ -35,6 +38,12 @@ class _Console(Console):
 
 
 console = _Console(stderr=True, log_path=False)
+
+
+def detail(message: str) -> None:
+    """A line of detail (what a stage set and measured), logged like progress when verbose, else not at all."""
+    if is_verbose():
+        console.log(message)
 
 
 @contextlib.contextmanager

@@ -5,16 +5,32 @@ export, so they are neither counted at their state_dict size nor proposed for sh
 estimate counts as int8 only the layers the quantize stage's default route (static int8) really quantizes:
 the ops in ONNX Runtime's static quantizer registry, plus GRU and LSTM weights (`recurrent_int8.py`: int8
 per row, biases in float). The others (LayerNorm, GroupNorm, PReLU, ...) stay float, at 4 B per weight.
+
+When int8 alone is not enough, given the model it also estimates channel pruning then int8 (`Route`): the
+model is pruned for real, on a copy, as the prune stage's pattern channel prunes it (Torch-Pruning; the
+output width is never cut), and its int8 size estimated the same way. A size counts as fitting for sure only
+with room left for the file's graph (`GRAPH_ALLOWANCE`); what is too close to call, or out of reach of
+channels -75%, is for `edgecompress fit`, which builds and measures the real files.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from functools import cache
 
-from edgecompress.inspect.layers import LayerRow, LayerTable
+import torch
+from torch import nn
+
+from edgecompress.core.errors import RunFailure, UserError, first_line
+from edgecompress.inspect.layers import LayerRow, LayerTable, layer_table
 
 INT8_BYTES_PER_PARAM = 1.0
+CHANNEL_AMOUNTS = (0.5, 0.75)  # the channel fractions fit's candidates remove (orchestration/search/fit.py)
+# The estimate counts tensors; the file adds its graph: 1.4-1.6 KB on the small models of tests/inspect/test_target.py
+# (the demo CNN's channels -50% int8 file holds 14.2 KB of tensors in 15.6 KB), more with more nodes.
+GRAPH_ALLOWANCE = (2_500, 0.05)  # bytes, or this fraction of the estimate if more
 # torch layer type -> the ONNX op torch.onnx writes for its weights
 ONNX_OPS = {
     "Linear": "Gemm", "Bilinear": "Bilinear", "Embedding": "Gather", "EmbeddingBag": "EmbeddingBag",
@@ -42,6 +58,16 @@ class LayerCut:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Remove `channels` of every prunable layer's output channels, then int8: the estimated size, or None with
+    the reason when pattern channel cannot prune the model."""
+
+    channels: float
+    int8_bytes: int | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class TargetAdvice:
     target_bytes: int
     current_bytes: int
@@ -51,6 +77,7 @@ class TargetAdvice:
     min_keep: float
     folded: tuple[str, ...] = ()  # batch-norm layers folded at export: not shrunk
     kept_float: tuple[tuple[str, str], ...] = ()  # (layer, type) that int8 leaves in float
+    routes: tuple[Route, ...] = ()  # channel pruning then int8, mildest first, until one surely fits
 
     @property
     def fits_already(self) -> bool:
@@ -60,15 +87,25 @@ class TargetAdvice:
     def int8_fits(self) -> bool:
         return self.int8_bytes <= self.target_bytes
 
+    def fits_surely(self, estimate: int | None) -> bool:
+        """Whether a file estimated at `estimate` bytes of tensors fits, with room for its graph."""
+        return estimate is not None and estimate + max(GRAPH_ALLOWANCE[0], GRAPH_ALLOWANCE[1] * estimate) <= self.target_bytes
 
-def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0.1) -> TargetAdvice:
+    @property
+    def sure(self) -> bool:
+        """Whether the advice can say for sure that something fits: the model as it is, int8, or a route."""
+        return self.fits_already or any(self.fits_surely(size) for size in (self.int8_bytes, *(r.int8_bytes for r in self.routes)))
+
+
+def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0.1, model: nn.Module | None = None) -> TargetAdvice:
     """Shrink the largest layers first, each down to at most `min_keep` of its bytes, until the model fits.
 
     A layer is cut only as far as needed: the first layer that covers the remaining excess takes just that.
     Sizes are those of the exported file: a batch-norm counts as the bias it folds into and is never cut.
     `int8_bytes` estimates int8 storage: one byte per parameter plus a float32 scale per output channel for
     the layers the int8 route handles (a GRU/LSTM: its weight matrices, with biases at 4 B), 4 B per parameter
-    for the others (`kept_float`).
+    for the others (`kept_float`). Given the `model` (the one `table` describes), when int8 alone does not
+    surely fit, `routes` estimates channel pruning then int8 at each of `CHANNEL_AMOUNTS` until one does.
 
     >>> from edgecompress.inspect.layers import layer_table
     >>> from edgecompress.core.models import DigitsCNN
@@ -89,7 +126,29 @@ def advise_target_size(table: LayerTable, target_bytes: int, min_keep: float = 0
         excess -= cut
     kept_float = tuple((r.name, r.type) for r in table.rows if _stays_float(r))
     folded = tuple(r.name for r in table.rows if r.folds_at_export)
-    return TargetAdvice(target_bytes, current, _int8_bytes(table), cuts, excess <= 0, min_keep, folded, kept_float)
+    advice = TargetAdvice(target_bytes, current, _int8_bytes(table), cuts, excess <= 0, min_keep, folded, kept_float)
+    if model is None or advice.sure:
+        return advice
+    routes = []
+    for amount in CHANNEL_AMOUNTS:
+        routes.append(_channel_route(model, table.input_shape, amount))
+        if routes[-1].int8_bytes is None or advice.fits_surely(routes[-1].int8_bytes):
+            break
+    return dataclasses.replace(advice, routes=tuple(routes))
+
+
+def _channel_route(model: nn.Module, input_shape: tuple[int, ...], amount: float) -> Route:
+    """`model`'s int8 size after the prune stage's pattern channel removes `amount` of the channels (on a copy)."""
+    from edgecompress.techniques.prune.config import Prune
+    from edgecompress.techniques.prune.engine import prune_model  # Torch-Pruning: only when a route is asked for
+    from edgecompress.techniques.prune.patterns import Channels
+
+    pruned = copy.deepcopy(model).eval()
+    try:
+        prune_model(pruned, Prune(pattern=Channels(), amount=amount), torch.zeros(input_shape), train=None)
+    except (UserError, RunFailure) as exc:
+        return Route(amount, None, first_line(exc))
+    return Route(amount, _int8_bytes(layer_table(pruned, input_shape)))
 
 
 def _int8_bytes(table: LayerTable) -> int:

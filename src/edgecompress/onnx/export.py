@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 import onnx
@@ -14,6 +10,7 @@ from torch import nn
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
 from edgecompress.core.masks import finalized_copy
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.onnx.recurrent import fold_recurrent_weights, recurrent_layer_names
 from edgecompress.storage.files import atomic_path
 
@@ -87,20 +84,10 @@ def check_dynamic_batch(model: onnx.ModelProto, name: str = "the model") -> None
             )
 
 
-@contextlib.contextmanager
 def quiet_exporter():
-    """The exporter logs progress and warnings about optional torchvision ops; users need none of it."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    """The exporter logs progress and warnings about optional torchvision ops; users need none of it (but
+    `--verbose` shows it)."""
+    return quiet_libraries(loggers=("torch.onnx", "torch.export", "torch._export", "onnxscript"), all_warnings=True, stdout=True)
 
 
 def strip_debug_metadata(model: onnx.ModelProto) -> onnx.ModelProto:

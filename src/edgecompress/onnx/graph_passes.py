@@ -6,11 +6,11 @@ with `remove_unused`, so "drop what nothing reads" is written once, by onnx_ir, 
 
 from __future__ import annotations
 
-import logging
-
 import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+from edgecompress.core.verbosity import quiet_libraries
 
 
 def run_ir_passes(model: onnx.ModelProto, *passes: ir.passes.PassBase) -> onnx.ModelProto:
@@ -23,16 +23,11 @@ def run_ir_passes(model: onnx.ModelProto, *passes: ir.passes.PassBase) -> onnx.M
     >>> cleaned = run_ir_passes(onnx.load("int8.onnx"), RemoveUnusedNodesPass())  # doctest: +SKIP
     """
     annotated = {info.name for info in model.graph.value_info}
-    log = logging.getLogger("onnx_ir")  # the passes log each removal, and each tensor they leave, at INFO/WARNING
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
+    with quiet_libraries(loggers=("onnx_ir",)):  # the passes log each removal, and each tensor they leave, at INFO/WARNING
         ir_model = ir.from_proto(model)
         for graph_pass in passes:
             ir_model = graph_pass(ir_model).model
         result = ir.to_proto(ir_model)
-    finally:
-        log.setLevel(level)
     kept = [info for info in result.graph.value_info if info.name in annotated]
     del result.graph.value_info[:]
     result.graph.value_info.extend(kept)

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgecompress.core.verbosity import ort_log_severity
 from edgecompress.runtime.integer_reference import REFERENCES
 from edgecompress.runtime.runners import Batch, Runner, run_on_host
 from edgecompress.runtime.targets import host_cpu
@@ -159,7 +160,7 @@ def _integer_graph(path: Path, work: Path) -> onnx.ModelProto:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(optimized)
-    options.log_severity_level = 3
+    options.log_severity_level = ort_log_severity()
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return onnx.load(str(optimized))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from edgecompress.core.verbosity import ort_log_severity
 from edgecompress.untrusted.onnx_files import check_onnx_file
 
 
@@ -21,7 +22,7 @@ def make_session(path: str | Path | bytes, threads: int = 1) -> ort.InferenceSes
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options.log_severity_level = ort_log_severity()
     if not isinstance(path, bytes):
         check_onnx_file(path)
     model = path if isinstance(path, bytes) else str(path)

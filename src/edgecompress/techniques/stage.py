@@ -1,8 +1,8 @@
-"""What every technique shares: the stage config base class, and what its handler receives and returns.
+"""What every handler shares: what it receives and returns.
 
-A technique is a frozen config (a `StageConfig` subclass, next to the technique's code) and a handler
-`fn(config, state, ctx) -> ModelState`; `orchestration/pipeline/handlers.py` maps config types to handlers,
-one line per technique.
+A technique is a frozen config (a `StageConfig` subclass in the technique's `config.py`, see
+`techniques/config.py`) and a handler `fn(config, state, ctx) -> ModelState`;
+`orchestration/pipeline/handlers.py` maps config types to handlers, one line per technique.
 """
 
 from __future__ import annotations
@@ -12,31 +12,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from edgecompress.core.errors import UserError
 from edgecompress.core.evaluate import score_onnx
 from edgecompress.core.tasks.task import Task
 from edgecompress.runtime.targets import DEFAULT_TARGET
+from edgecompress.techniques.config import StageConfig
 
-
-class StageConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN and Inf are never settings
-
-    @property
-    def name(self) -> str:
-        return self.stage  # type: ignore[attr-defined]
-
-    @property
-    def leaves_torch(self) -> bool:
-        """True when the stage's output is ONNX only, so torch stages cannot follow it."""
-        return False
-
-
-def field_default(config: type[BaseModel] | BaseModel, name: str):
-    cls = config if isinstance(config, type) else type(config)
-    return cls.model_fields[name].get_default(call_default_factory=True)
+__all__ = ["DecisionData", "Handler", "ModelState", "StageConfig", "StageContext"]
 
 
 @dataclass

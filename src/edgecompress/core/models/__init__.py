@@ -1,7 +1,15 @@
-"""Models: the built-in architectures and the loaders for a user's own model."""
+"""Models: the built-in architectures and the loaders for a user's own model.
 
-from edgecompress.core.models.digits import DigitsCNN, DigitsMLP
-from edgecompress.core.models.loading import LoadedModel, load_model
-from edgecompress.core.models.registry import BUILTIN_MODELS
+The names load on first use (`core/lazy.py`): the registry's names (`registry.py`) are read without torch.
+"""
+
+from edgecompress.core.lazy import lazy_exports
 
 __all__ = ["DigitsCNN", "DigitsMLP", "LoadedModel", "load_model", "BUILTIN_MODELS"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "DigitsCNN": "edgecompress.core.models.digits",
+    "DigitsMLP": "edgecompress.core.models.digits",
+    "LoadedModel": "edgecompress.core.models.loading",
+    "load_model": "edgecompress.core.models.loading",
+    "BUILTIN_MODELS": "edgecompress.core.models.registry",
+})

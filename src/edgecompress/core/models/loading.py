@@ -26,14 +26,12 @@ from torch import nn
 
 from edgecompress.core.errors import UserError, first_line
 from edgecompress.core.models.metadata_arch import ARCH_KEY, arch_from_metadata
-from edgecompress.core.models.registry import BUILTIN_MODELS
+from edgecompress.core.models.registry import BUILTIN_MODELS, WEIGHT_SUFFIXES
 from edgecompress.storage.paths import check_input_file, check_path_length
 from edgecompress.untrusted.limits import MAX_MODEL_BYTES
 from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.regular_files import check_regular
 from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
-
-WEIGHT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}  # a model spec ending so is a saved file
 
 
 @dataclass
@@ -80,7 +78,7 @@ def build_architecture(spec: str, field: str = "model") -> LoadedModel:
     """A freshly built model from a built-in name or a module:function the user named."""
     if spec in BUILTIN_MODELS:
         builtin = BUILTIN_MODELS[spec]
-        return LoadedModel(builtin.factory(), spec, builtin.input_shape, arch=spec)
+        return LoadedModel(builtin.build(), spec, builtin.input_shape, arch=spec)
     if ":" in spec:
         return LoadedModel(_call_factory(spec, field), spec, arch=spec)
     names = ", ".join(sorted(BUILTIN_MODELS))

@@ -1,56 +1,58 @@
 """The registry: stage config type -> handler. A technique is a config and a handler; registering it is one line.
 
-A handler is `fn(config, state, ctx) -> ModelState` (`techniques/stage.py`). The recipe schema and `apply`
-take their stage types from this table, so a registered config is also a recipe stage (its `stage:` name, and
-for several configs under one name, e.g. quantize, their `mode:`).
+A handler is `fn(config, state, ctx) -> ModelState` (`techniques/stage.py`), named here as "module:function"
+and imported when a stage of its type first runs: the configs import no torch, so the recipe schema (built
+from this table: each config's `stage:` name, and for several configs under one name, e.g. quantize, their
+`mode:`) loads for `validate` and `--help` without the heavy stack that the handlers need.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+import functools
+from typing import TYPE_CHECKING, Annotated, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from edgecompress.techniques.distill import Distill, distill_stage
-from edgecompress.techniques.finetune import Finetune, finetune_stage
-from edgecompress.techniques.lowrank.stage import Factorize, factorize_stage
-from edgecompress.techniques.prune.config import Prune
-from edgecompress.techniques.prune.sparsegpt import SparseGPT, sparsegpt_stage
-from edgecompress.techniques.prune.stage import prune_stage
+from edgecompress.core.lazy import imported
+from edgecompress.techniques.config import StageConfig
+from edgecompress.techniques.distill.config import Distill
+from edgecompress.techniques.finetune.config import Finetune
+from edgecompress.techniques.lowrank.config import Factorize
+from edgecompress.techniques.prune.config import Prune, SparseGPT
 from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
-from edgecompress.techniques.quantize.stage import (
-    block_qat_stage,
-    cast_fp16_stage,
-    qat_stage,
-    quantize_dynamic_stage,
-    quantize_int4_stage,
-    quantize_static_stage,
-)
-from edgecompress.techniques.stage import Handler, ModelState, StageConfig, StageContext
-from edgecompress.techniques.transformer import RemoveFfn, RemoveHeads, remove_ffn_stage, remove_heads_stage
+from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads
 
-HANDLERS: dict[type[StageConfig], Handler] = {
-    Prune: prune_stage,
-    Finetune: finetune_stage,
-    Factorize: factorize_stage,
-    Qat: qat_stage,
-    QuantizeStatic: quantize_static_stage,
-    QuantizeDynamic: quantize_dynamic_stage,
-    CastFp16: cast_fp16_stage,
-    QuantizeInt4: quantize_int4_stage,
-    SparseGPT: sparsegpt_stage,
-    Distill: distill_stage,
-    BlockQat: block_qat_stage,
-    RemoveFfn: remove_ffn_stage,
-    RemoveHeads: remove_heads_stage,
+if TYPE_CHECKING:
+    from edgecompress.techniques.stage import Handler, ModelState, StageContext
+
+HANDLERS: dict[type[StageConfig], str] = {
+    Prune: "edgecompress.techniques.prune.stage:prune_stage",
+    Finetune: "edgecompress.techniques.finetune.stage:finetune_stage",
+    Factorize: "edgecompress.techniques.lowrank.stage:factorize_stage",
+    Qat: "edgecompress.techniques.quantize.stage:qat_stage",
+    QuantizeStatic: "edgecompress.techniques.quantize.stage:quantize_static_stage",
+    QuantizeDynamic: "edgecompress.techniques.quantize.stage:quantize_dynamic_stage",
+    CastFp16: "edgecompress.techniques.quantize.stage:cast_fp16_stage",
+    QuantizeInt4: "edgecompress.techniques.quantize.stage:quantize_int4_stage",
+    SparseGPT: "edgecompress.techniques.prune.sparsegpt:sparsegpt_stage",
+    Distill: "edgecompress.techniques.distill.stage:distill_stage",
+    BlockQat: "edgecompress.techniques.quantize.stage:block_qat_stage",
+    RemoveFfn: "edgecompress.techniques.transformer.stage:remove_ffn_stage",
+    RemoveHeads: "edgecompress.techniques.transformer.stage:remove_heads_stage",
 }
 
-__all__ = ["HANDLERS", "ModelState", "StageContext", "run_stage", "stage_union"]
+__all__ = ["HANDLERS", "handler_for", "run_stage", "stage_union"]
+
+
+@functools.cache
+def handler_for(config_type: type[StageConfig]) -> Handler:
+    """The handler registered for `config_type`, imported on first use."""
+    return imported(HANDLERS[config_type])
 
 
 def run_stage(config: StageConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Apply one stage config to the model in `state` with its registered handler."""
-    return HANDLERS[type(config)](config, state, ctx)
+    return handler_for(type(config))(config, state, ctx)
 
 
 def stage_union():

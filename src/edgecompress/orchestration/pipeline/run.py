@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +13,12 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from edgecompress.core.errors import UserError
 from edgecompress.core.evaluate import evaluate_onnx
 from edgecompress.core.measure.artifact import artifact_bytes
 from edgecompress.core.measure.macs import count_macs
 from edgecompress.core.measure.params import count_nonzero_params, count_params
 from edgecompress.core.models.checkpoint import save_model_file
-from edgecompress.core.progress import console
+from edgecompress.core.progress import console, detail
 from edgecompress.core.seeding import check_seed, seed_everything
 from edgecompress.core.tasks.checks import check_task
 from edgecompress.core.tasks.inputs import describe
@@ -32,14 +32,16 @@ from edgecompress.orchestration.pipeline.checkpoints import (
     model_fingerprint,
     save_checkpoint,
 )
-from edgecompress.orchestration.pipeline.handlers import HANDLERS, ModelState, StageContext, run_stage
+from edgecompress.orchestration.pipeline.checks import check_stages, validate_recipe
+from edgecompress.orchestration.pipeline.handlers import run_stage
 from edgecompress.orchestration.pipeline.stages import StageConfig
 from edgecompress.reporting.report import write_run_outputs
 from edgecompress.runtime.feeds import feeds_for
 from edgecompress.runtime.latency import Latency, measure_feed_latencies
 from edgecompress.runtime.targets import DEFAULT_TARGET, check_target
 from edgecompress.storage.rundir import owned_run_dir
-from edgecompress.techniques.prune.engine import check_prune_stages
+from edgecompress.techniques.config import field_default
+from edgecompress.techniques.stage import ModelState, StageContext
 
 TORCH_MODEL_FILE = "model.safetensors"
 
@@ -109,39 +111,6 @@ class RunResult:
         return self.stages[-1] if self.stages else self.baseline
 
 
-def validate_recipe(stages: Sequence[StageConfig]) -> None:
-    """Check the stage order before any work: every problem at once, each naming the stage."""
-    problems = []
-    left_torch_at = None
-    for index, stage in enumerate(stages, start=1):
-        if type(stage) not in HANDLERS:
-            problems.append(f"stage {index}: {type(stage).__name__} is not a known stage type")
-            continue
-        if left_torch_at is not None:
-            problems.append(
-                f"stage {index} ({stage.name}): cannot follow stage {left_torch_at} (quantize), "
-                "whose output is an ONNX model; move it before the quantize stage"
-            )
-        if stage.leaves_torch and left_torch_at is None:
-            left_torch_at = index
-    if problems:
-        raise UserError("recipe: " + "; ".join(problems))
-
-
-def check_stages(model, stages, has_data: bool) -> None:
-    """Every check that needs no work, before any output is written: prune settings, and `keep_float`
-    patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
-    from edgecompress.orchestration.pipeline.stages import Factorize
-    from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
-
-    check_prune_stages(model, stages, has_data=has_data)
-    for stage in stages:
-        if isinstance(stage, Factorize):
-            break
-        if getattr(stage, "keep_float", ()):
-            explicit_float_layers(model, stage.keep_float)
-
-
 def compress(
     model: nn.Module,
     task: Task,
@@ -195,6 +164,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
         start = time.perf_counter()
         baseline = _measure_artifact("baseline", state, task, example_input, out, "baseline.onnx", start)
         save_checkpoint(out, "00-baseline", fp, baseline.to_json(), None)
+        detail(measured_line("baseline", baseline))
     state.onnx_path = out / "baseline.onnx"
 
     measurements: list[Measurement] = []
@@ -222,6 +192,7 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
             measurement.details = {**state.details, **measurement.details}
             save_checkpoint(out, key, fp, measurement.to_json(), state.torch_model)
             console.log(f"{label}: {task.metric.name} {measurement.score:.4g}, {measurement.artifact_bytes:,} bytes")
+            detail(measured_line(label, measurement, config))
         if state.torch_model is not None:
             last_torch_model = state.torch_model
         measurements.append(measurement)
@@ -244,6 +215,21 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, example_input)
     return result
+
+
+def measured_line(label: str, measurement: Measurement, config: StageConfig | None = None) -> str:
+    """What `--verbose` adds after a stage: what the model holds and cost to make, the settings that differ
+    from the defaults (and a quantize stage's mode, whatever it is), and which details metrics.json has on it."""
+    line = (f"{label}: {measurement.params:,} params ({measurement.nonzero_params:,} nonzero), {measurement.macs:,} MACs, "
+            f"{measurement.artifact} {measurement.artifact_bytes:,} B, {measurement.seconds:.1f} s")
+    if config is not None:
+        values = config.model_dump(mode="json")
+        changed = {k: v for k, v in values.items() if k == "mode" or (k != "stage" and getattr(config, k) != field_default(config, k))}
+        shown = ", ".join(f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in changed.items())
+        line += f"; settings: {shown or 'the defaults'}"
+    if measurement.details:
+        line += f"; in metrics.json: {', '.join(measurement.details)}"
+    return line
 
 
 def latency_feeds(task: Task, example_input, onnx_path: Path, seed: int) -> dict:

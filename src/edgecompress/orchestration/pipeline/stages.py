@@ -1,23 +1,22 @@
 """Stage configs: small frozen objects that say what a stage does, validated when they are built.
 
-Each config lives with its technique (`techniques/prune/config.py`, `techniques/quantize/config.py`,
-`techniques/lowrank/stage.py`, `techniques/finetune.py`); this module gathers them for the pipeline and the
-recipe. A recipe is a list of them; the YAML recipe is their serialized form.
+Each config lives with its technique, in its `config.py` (`techniques/prune/config.py`,
+`techniques/quantize/config.py`, ...), which imports no torch; this module gathers them for the pipeline and
+the recipe. A recipe is a list of them; the YAML recipe is their serialized form.
 """
 
 from __future__ import annotations
 
 from edgecompress.orchestration.pipeline.handlers import stage_union
-from edgecompress.techniques.distill import Distill
-from edgecompress.techniques.finetune import Finetune
-from edgecompress.techniques.lowrank.stage import Factorize
-from edgecompress.techniques.prune.config import Prune
+from edgecompress.techniques.config import StageConfig
+from edgecompress.techniques.distill.config import Distill
+from edgecompress.techniques.finetune.config import Finetune
+from edgecompress.techniques.lowrank.config import Factorize
+from edgecompress.techniques.prune.config import Prune, SparseGPT
 from edgecompress.techniques.prune.criteria import Custom, Magnitude, Movement, OwnMasks, Random, Taylor, Wanda
 from edgecompress.techniques.prune.patterns import NM, Blocks, Channels, Unstructured
-from edgecompress.techniques.prune.sparsegpt import SparseGPT
 from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, Quantize, QuantizeDynamic, QuantizeInt4, QuantizeStatic
-from edgecompress.techniques.stage import StageConfig
-from edgecompress.techniques.transformer import RemoveFfn, RemoveHeads
+from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads
 
 AnyStage = stage_union()
 

@@ -128,7 +128,7 @@ def _stages_for_order(items: list) -> tuple[list, set[int]]:
 
 
 def _order_problems(stages: list, unknown: set[int]) -> list[str]:
-    from edgecompress.orchestration.pipeline.run import validate_recipe
+    from edgecompress.orchestration.pipeline.checks import validate_recipe
 
     try:
         validate_recipe(stages)
@@ -167,7 +167,7 @@ def rebased_paths(data: dict, folder: Path, problems: list[str]) -> dict:
 
 def _rebased(field: str, spec: str, folder: Path, problems: list[str]) -> str | None:
     """`spec` with its file joined to `folder`; None when it names no relative file."""
-    from edgecompress.core.models.loading import WEIGHT_SUFFIXES
+    from edgecompress.core.models.registry import WEIGHT_SUFFIXES
 
     file, function = spec.rpartition(":")[0::2] if ":" in spec and field != "weights" else (spec, "")
     if (function or field == "task") and not file.endswith(".py"):

@@ -15,7 +15,8 @@ from edgecompress.core.tasks.registry import load_task
 from edgecompress.core.train import train_epochs
 from edgecompress.families.registry import FAMILIES, load_family
 from edgecompress.orchestration.pipeline.checkpoints import fingerprint, load_checkpoint, model_fingerprint, save_checkpoint
-from edgecompress.orchestration.pipeline.run import RunResult, check_stages, compress
+from edgecompress.orchestration.pipeline.checks import check_stages
+from edgecompress.orchestration.pipeline.run import RunResult, compress
 from edgecompress.orchestration.recipe.schema import Recipe
 from edgecompress.storage.files import atomic_write_text
 from edgecompress.storage.paths import check_output_dir

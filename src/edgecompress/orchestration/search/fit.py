@@ -17,7 +17,7 @@ from torch import nn
 from edgecompress.core.seeding import check_seed
 from edgecompress.core.tasks.task import Task
 from edgecompress.orchestration.executors import Executor, make_executor
-from edgecompress.orchestration.pipeline.run import check_stages, validate_recipe
+from edgecompress.orchestration.pipeline.checks import check_stages, validate_recipe
 from edgecompress.orchestration.pipeline.stages import Finetune, Prune, Qat, Quantize, StageConfig
 from edgecompress.orchestration.search.fit_trials import CandidateStore, FitShared, FitTrial, run_fit_trial
 from edgecompress.orchestration.search.pareto import Candidate, FitResult, choose

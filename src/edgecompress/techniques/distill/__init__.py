@@ -1,6 +1,9 @@
-"""Distillation: train a compressed model to give the uncompressed model's outputs again, without labels."""
+"""Distillation: train a compressed model to give the uncompressed model's outputs again, without labels.
 
-from edgecompress.techniques.distill.loop import DistillReport, distill, length_grouped
-from edgecompress.techniques.distill.stage import Distill, distill_stage
+`loop.py` trains, `stage.py` is the stage's handler; only the config is named here, as importing it must not
+import torch (the recipe schema is built from it).
+"""
 
-__all__ = ["Distill", "DistillReport", "distill", "distill_stage", "length_grouped"]
+from edgecompress.techniques.distill.config import Distill
+
+__all__ = ["Distill"]

@@ -1,5 +1,8 @@
-"""Low-rank factorization: replace a weight matrix by the product of two thin ones."""
+"""Low-rank factorization: replace a weight matrix by the product of two thin ones (`factorize.py`).
 
-from edgecompress.techniques.lowrank.factorize import factorize, factorize_linears
+Only the stage config is named here: importing it must not import torch (the recipe schema is built from it).
+"""
 
-__all__ = ["factorize", "factorize_linears"]
+from edgecompress.techniques.lowrank.config import Factorize
+
+__all__ = ["Factorize"]

@@ -33,12 +33,11 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
 from edgecompress.core.errors import UserError
+from edgecompress.core.verbosity import quiet_libraries
 
 LAYOUTS = ("bsr", "gather")
 GATHER_MIN_BLOCK = 32  # from 32x32 blocks up the gather layout beats BSR at every batch size (see above)
@@ -103,10 +102,9 @@ class BlockSparseLinear(nn.Module):
         self.layout = layout
         self.sparsity = block_sparsity(weight, block)
         if layout == "bsr":
-            with warnings.catch_warnings():
-                # "Sparse BSR tensor support is in beta state": torch warns once per process; the path we use
-                # (addmm, CPU, float) is covered by the tests, so the warning would only be noise to a user.
-                warnings.filterwarnings("ignore", message=".*Sparse BSR tensor support is in beta.*")
+            # "Sparse BSR tensor support is in beta state": torch warns once per process; the path we use
+            # (addmm, CPU, float) is covered by the tests, so the warning would only be noise to a user.
+            with quiet_libraries(warnings=(".*Sparse BSR tensor support is in beta",)):
                 bsr = weight.to_sparse_bsr(block)  # drops all-zero blocks
             self.register_buffer("crow_indices", bsr.crow_indices().clone())
             self.register_buffer("col_indices", bsr.col_indices().clone())

@@ -7,7 +7,6 @@ nothing smaller or faster (FINDINGS sec. 1).
 
 from __future__ import annotations
 
-import warnings
 from typing import Iterable
 
 import torch
@@ -15,6 +14,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.techniques.prune.calibration import batch_loss
 from edgecompress.techniques.prune.criteria import CriterionConfig, Magnitude, Random, Taylor
 from edgecompress.techniques.prune.recurrent import RECURRENT_TYPES, module_links, recurrent_modules
@@ -65,8 +65,7 @@ def channel_pruner(
 
     def build(ignored_layers):
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+            with quiet_libraries(warnings=("Unwrapped parameters detected",)):
                 return tp.pruner.BasePruner(
                     model, example_input, importance=importance, pruning_ratio=amount, pruning_ratio_dict=ratio_dict,
                     global_pruning=global_scope, ignored_layers=ignored_layers + loose, iterative_steps=steps,

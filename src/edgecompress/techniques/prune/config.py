@@ -1,4 +1,5 @@
-"""The prune stage's config: a criterion x pattern x scope x schedule combination, each part typed.
+"""The configs of the prune package's stages (pydantic only: the recipe schema loads them without torch):
+`Prune`, a criterion x pattern x scope x schedule combination, each part typed; and `SparseGPT`.
 
 The flat spelling of earlier recipes still loads: `pattern: nm, n: 2, m: 4` becomes `pattern=NM(2, 4)`,
 `criterion: l1` becomes `Magnitude(norm=1)`, `criterion: custom, masks: m.safetensors` becomes
@@ -16,9 +17,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Field, model_validator
 
+from edgecompress.techniques.config import StageConfig
 from edgecompress.techniques.prune.criteria import CriterionConfig, Custom, Magnitude, Movement, OwnMasks, Random, Taylor, Wanda
 from edgecompress.techniques.prune.patterns import NM, Blocks, Channels, Unstructured
-from edgecompress.techniques.stage import StageConfig
 
 AnyPattern = Annotated[Union[Unstructured, Channels, Blocks, NM], Field(discriminator="kind")]
 AnyCriterion = Annotated[Union[Magnitude, Random, Taylor, Wanda, Movement, Custom, OwnMasks], Field(discriminator="kind")]
@@ -137,3 +138,31 @@ def _pair(value):
 
 def _normal(value):
     return tuple(value) if isinstance(value, list) else value
+
+
+class SparseGPT(StageConfig):
+    """One-shot pruning of Linear layers with OBS weight updates from calibration data (SparseGPT).
+
+    `pattern` is `Unstructured()` (remove `amount` of each layer) or `NM(n, m)` (keep n of every m; the amount
+    is 1 - n/m). `block_size` columns are pruned together; `damp` (a fraction of the mean diagonal of H) keeps
+    the Hessian invertible.
+
+    >>> SparseGPT(pattern=NM(2, 4), layers=("fc1",)).pattern.m
+    4
+    """
+
+    stage: Literal["sparsegpt"] = "sparsegpt"
+    pattern: Annotated[Union[Unstructured, NM], Field(discriminator="kind")] = Field(default_factory=Unstructured)
+    amount: float = Field(0.5, ge=0.0, lt=1.0, description="fraction removed per layer (pattern unstructured)")
+    layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of Linear layer names to prune")
+    keep: tuple[str, ...] = Field((), description="fnmatch patterns of layer names left unpruned")
+    keep_classifier: bool = True
+    calibration_batches: int = Field(16, ge=1, le=100_000, description="training batches the Hessians are taken over")
+    block_size: int = Field(128, ge=1, le=65536, description="columns pruned together")
+    damp: float = Field(0.01, gt=0.0, le=1.0, description="added to H's diagonal, as a fraction of its mean")
+
+    @model_validator(mode="after")
+    def _amount_fits_the_pattern(self):
+        if isinstance(self.pattern, NM) and self.amount != 0.5 and abs(self.amount - self.pattern.amount) > 1e-9:
+            raise ValueError(f"amount is fixed at 1 - n/m = {self.pattern.amount:g} for pattern nm; leave it out")
+        return self

@@ -15,12 +15,11 @@ Runtime has no sparse kernel; export the dense model instead). `F.linear` is the
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
 from edgecompress.core.errors import UserError
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.techniques.prune.block_sparse import LARGE_BATCH, _check_batch_hint, _check_min_sparsity
 
 MIN_SPARSITY = 0.9  # 2.5-4x at batch >= 16; 70% is 0.7x-1.2x
@@ -44,8 +43,7 @@ class CsrLinear(nn.Module):
         weight = weight.detach()
         self.out_features, self.in_features = weight.shape
         self.sparsity = float((weight == 0).float().mean())
-        with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta": the path used here is tested
-            warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        with quiet_libraries(warnings=(".*Sparse CSR tensor support is in beta",)):  # the path used here is tested
             csr = weight.to_sparse_csr()
         # plain buffers, rebuilt into a CSR tensor per call: they follow `.to()`, deepcopy and state dicts
         self.register_buffer("crow_indices", csr.crow_indices().clone())

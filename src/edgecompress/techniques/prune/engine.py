@@ -1,8 +1,8 @@
 """The pruning engine: combine a criterion, a pattern, a scope and a schedule on a model.
 
 `prune_model` is what the pipeline's prune stage calls; `apply_pruning_step` is one scoring-and-masking step,
-which the schedules call once (one-shot) or repeatedly (iterative, gradual). `check_prune` and
-`check_prune_stages` are its checks alone, for refusing bad settings before any output is written.
+which the schedules call once (one-shot) or repeatedly (iterative, gradual). Its checks, which refuse bad
+settings before any output is written, are in `checks.py`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Callable
 import torch
 from torch import nn
 
-from edgecompress.core.errors import UserError
 from edgecompress.core.masks import get_mask, set_mask
-from edgecompress.core.models.loading import load_state_dict
 from edgecompress.techniques.prune.calibration import take_batches
 from edgecompress.techniques.prune.channel import channel_pruner, step_pruner
+from edgecompress.techniques.prune.checks import check_prune, user_masks
 from edgecompress.techniques.prune.config import Prune
-from edgecompress.techniques.prune.criteria import Custom, OwnMasks, ScoreContext, load_score_fn
+from edgecompress.techniques.prune.criteria import Custom, OwnMasks
 from edgecompress.techniques.prune.patterns import Channels, PatternConfig
-from edgecompress.techniques.prune.recurrent import RecurrentWeight, check_recurrent_criterion, remove_hidden_units
+from edgecompress.techniques.prune.recurrent import RecurrentWeight, remove_hidden_units
 from edgecompress.techniques.prune.schedules import SCHEDULES
-from edgecompress.techniques.prune.selection import select_layers, weight_owner
+from edgecompress.techniques.prune.scoring import ScoreContext, load_score_fn
+from edgecompress.techniques.prune.selection import weight_owner
 
 
 @dataclass
@@ -76,7 +76,7 @@ def prune_model(
     layers = check_prune(model, config, has_data=batches is not None)
     criterion = config.criterion
     if isinstance(criterion, OwnMasks):
-        for name, mask in _user_masks(layers, Path(criterion.file)).items():
+        for name, mask in user_masks(layers, Path(criterion.file)).items():
             owner, param = weight_owner(layers[name])
             set_mask(owner, mask != 0, param)
         return model
@@ -89,62 +89,6 @@ def prune_model(
         return remove(job)
     SCHEDULES[config.schedule](job, lambda fraction: apply_pruning_step(job, config.pattern, fraction))
     return model
-
-
-def check_prune(model: nn.Module, config: Prune, has_data: bool) -> dict[str, nn.Module]:
-    """Every check of `config` against `model` that needs no work: run it before writing anything.
-
-    Returns the selected layers. Raises a
-    one-line UserError for a layer pattern that matches nothing, a block shape or N:M group that does not
-    divide a weight, a criterion that needs data when there is none, or an own-masks file that does not fit.
-
-    >>> check_prune(DigitsCNN(), Prune(pattern=Blocks(8, 8)), has_data=True)  # doctest: +SKIP
-    UserError: prune.pattern: 8x8 blocks do not divide layer conv1's 32x9 weight matrix; ...
-    """
-    layers = select_layers(model, config.layers, config.types, config.keep, config.keep_classifier, config.pattern.removes_channels)
-    recurrent = [name for name, layer in layers.items() if isinstance(layer, RecurrentWeight)]
-    check_recurrent_criterion(config.criterion.kind, recurrent)
-    if recurrent and config.pattern.removes_channels and config.criterion.kind not in ("magnitude", "random"):
-        raise UserError(
-            f"prune.criterion: {config.criterion.kind} does not score the hidden units of recurrent layers ({recurrent[0]}); "
-            "use magnitude or random"
-        )
-    unknown = [p for p in config.per_layer if not any(fnmatch.fnmatch(n, p) for n in layers)]
-    if unknown:
-        raise UserError(f"prune.per_layer: pattern {unknown[0]!r} matches no selected layer; layers are: {', '.join(layers)}")
-    if isinstance(config.criterion, OwnMasks):
-        _user_masks(layers, Path(config.criterion.file))  # a small file: reading it twice is cheaper than a late failure
-        return layers
-    if config.criterion.needs_data and not has_data:
-        raise UserError(f"prune.criterion: {config.criterion.kind} needs data; the task has no training loader")
-    if config.schedule != "oneshot" and not has_data:
-        raise UserError(f"prune.schedule: {config.schedule} trains between steps and needs data; the task has no training loader")
-    for name, module in layers.items():
-        config.pattern.check(name, module.weight)
-    return layers
-
-
-def check_prune_stages(model: nn.Module, stages, has_data: bool) -> None:
-    """`check_prune` for the prune stages of a recipe, before any output is written; all problems in one line.
-
-    Layer shapes are those of `model`, so checking stops at the first stage that may change them (channel
-    removal, or any stage other than a masking prune or a fine-tune): later stages are checked when they run.
-
-    >>> check_prune_stages(DigitsCNN(), [Prune(pattern=Unstructured(), layers=("decoder.*",))], True)  # doctest: +SKIP
-    UserError: recipe: stage 1 (prune): prune.layers: pattern 'decoder.*' matches no Linear/Conv1d/... layer; ...
-    """
-    problems = []
-    for index, stage in enumerate(stages, start=1):
-        if isinstance(stage, Prune):
-            try:
-                check_prune(model, stage, has_data)
-            except UserError as exc:
-                problems.append(f"stage {index} (prune): {exc}")
-        keeps_shapes = (isinstance(stage, Prune) and not stage.pattern.removes_channels) or getattr(stage, "stage", None) == "finetune"
-        if not keeps_shapes:
-            break
-    if problems:
-        raise UserError("recipe: " + "; ".join(problems))
 
 
 def apply_pruning_step(job: PruneJob, pattern: PatternConfig, fraction: float) -> None:
@@ -205,16 +149,3 @@ def _recurrent_amounts(model: nn.Module, layers: dict, targets: dict[str, float]
 
 # Patterns that remove weights physically rather than masking them: pattern type -> how.
 REMOVERS: dict[type[PatternConfig], Callable[[PruneJob], nn.Module]] = {Channels: _prune_channels}
-
-
-def _user_masks(layers: dict[str, nn.Module], path: Path) -> dict[str, torch.Tensor]:
-    """The masks of a user's safetensors file, checked against the selected layers."""
-    masks = load_state_dict(path, field="prune.masks")
-    unknown = sorted(set(masks) - set(layers))
-    if unknown:
-        raise UserError(f"prune.masks: {path} has a mask for {unknown[0]!r}, which is not a selected layer ({', '.join(layers)})")
-    for name, mask in masks.items():
-        weight = layers[name].weight
-        if mask.shape != weight.shape:
-            raise UserError(f"prune.masks: mask {name!r} has shape {tuple(mask.shape)}, the weight {tuple(weight.shape)}")
-    return masks

@@ -9,19 +9,23 @@ Every weight is viewed as a 2-D matrix (out_features, everything else), the layo
 it; blocks and N:M groups are laid on that matrix. A masking pattern scores groups (the sum of their
 weights' scores), keeps the best, and expands the kept groups back to a weight-shaped mask.
 
+The configs load without torch (recipes are built from them): the methods work on the tensors they are
+given, and import torch or `scope.py` only where they need them.
+
 >>> Blocks(8, 8), NM(2, 4).amount
 (Blocks(kind='block', rows=8, cols=8), 0.5)
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, ClassVar, Literal, Optional
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgecompress.core.errors import UserError
-from edgecompress.techniques.prune.scope import keep_masks
+
+if TYPE_CHECKING:
+    import torch
 
 
 class PatternConfig(BaseModel):
@@ -48,6 +52,8 @@ class PatternConfig(BaseModel):
 
     def keep(self, scores: dict[str, torch.Tensor], amounts: dict[str, float], scope: str, fraction: float) -> dict[str, torch.Tensor] | None:
         """Weight-shaped keep-masks for `fraction` of the way to the target amounts (None: leave masks as they are)."""
+        from edgecompress.techniques.prune.scope import keep_masks
+
         groups = {name: self.group_scores(s) for name, s in scores.items()}
         kept = keep_masks(groups, amounts, scope)
         return {name: self.expand(kept[name], s.shape) for name, s in scores.items()}
@@ -170,6 +176,8 @@ class NM(PatternConfig):
         return {name: self.nm_keep(s) for name, s in scores.items()}
 
     def nm_keep(self, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
         matrix = scores.reshape(scores.shape[0], -1)
         rows, cols = matrix.shape
         groups = matrix.reshape(rows, cols // self.m, self.m)

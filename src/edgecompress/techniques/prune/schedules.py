@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from edgecompress.techniques.prune.criteria import MovementTracker
+from edgecompress.techniques.prune.scoring import MovementTracker
 
 GRADUAL_START, GRADUAL_END = 0.0, 0.6
 

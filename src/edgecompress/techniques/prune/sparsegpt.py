@@ -16,10 +16,8 @@ pruned model's inputs); the removed weights are kept as masks, so later fine-tun
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Literal, Union
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -27,37 +25,10 @@ from edgecompress.core.errors import UserError
 from edgecompress.core.masks import set_mask
 from edgecompress.core.tasks.checks import FiniteBatches
 from edgecompress.techniques.prune.calibration import run_calibration
+from edgecompress.techniques.prune.config import SparseGPT
 from edgecompress.techniques.prune.patterns import NM, Unstructured
 from edgecompress.techniques.prune.selection import select_layers
-from edgecompress.techniques.stage import ModelState, StageConfig, StageContext
-
-
-class SparseGPT(StageConfig):
-    """One-shot pruning of Linear layers with OBS weight updates from calibration data (SparseGPT).
-
-    `pattern` is `Unstructured()` (remove `amount` of each layer) or `NM(n, m)` (keep n of every m; the amount
-    is 1 - n/m). `block_size` columns are pruned together; `damp` (a fraction of the mean diagonal of H) keeps
-    the Hessian invertible.
-
-    >>> SparseGPT(pattern=NM(2, 4), layers=("fc1",)).pattern.m
-    4
-    """
-
-    stage: Literal["sparsegpt"] = "sparsegpt"
-    pattern: Annotated[Union[Unstructured, NM], Field(discriminator="kind")] = Field(default_factory=Unstructured)
-    amount: float = Field(0.5, ge=0.0, lt=1.0, description="fraction removed per layer (pattern unstructured)")
-    layers: tuple[str, ...] = Field(("*",), description="fnmatch patterns of Linear layer names to prune")
-    keep: tuple[str, ...] = Field((), description="fnmatch patterns of layer names left unpruned")
-    keep_classifier: bool = True
-    calibration_batches: int = Field(16, ge=1, le=100_000, description="training batches the Hessians are taken over")
-    block_size: int = Field(128, ge=1, le=65536, description="columns pruned together")
-    damp: float = Field(0.01, gt=0.0, le=1.0, description="added to H's diagonal, as a fraction of its mean")
-
-    @model_validator(mode="after")
-    def _amount_fits_the_pattern(self):
-        if isinstance(self.pattern, NM) and self.amount != 0.5 and abs(self.amount - self.pattern.amount) > 1e-9:
-            raise ValueError(f"amount is fixed at 1 - n/m = {self.pattern.amount:g} for pattern nm; leave it out")
-        return self
+from edgecompress.techniques.stage import ModelState, StageContext
 
 
 def sparsegpt_stage(config: SparseGPT, state: ModelState, ctx: StageContext) -> ModelState:

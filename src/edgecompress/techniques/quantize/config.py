@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from edgecompress.techniques.stage import StageConfig
+from edgecompress.techniques.config import StageConfig
 
 
 def _power_of_two(value: int) -> int:

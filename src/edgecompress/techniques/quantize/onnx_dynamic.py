@@ -24,6 +24,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
+from edgecompress.core.verbosity import is_verbose
 from edgecompress.onnx.compact_graph import compact_graph
 from edgecompress.storage.files import atomic_path
 from edgecompress.techniques.quantize.onnx_gptq import gptq_matmul_integer_weights
@@ -152,6 +153,9 @@ def _without_preprocessing_advice() -> Iterator[None]:
     Pre-processing (symbolic shape inference, graph fusions) is not needed to quantize stored MatMul weights,
     and it fails on transformer exports with a dynamic sequence length (FINDINGS sec. 6).
     """
+    if is_verbose():
+        yield
+        return
     advice = _DropPreprocessingAdvice()
     logging.root.addFilter(advice)
     try:

@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecompress.core.errors import RunFailure, UserError, first_line
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.onnx.graph_passes import remove_unused
 from edgecompress.storage.files import atomic_path
 
@@ -96,15 +94,7 @@ def _save(model: onnx.ModelProto, target: str | Path) -> Path:
     return Path(target)
 
 
-@contextlib.contextmanager
 def _quiet():
-    """ORT's converters log per-node progress; users need none of it."""
-    logger = logging.getLogger("onnxruntime")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
+    """ORT's converters log per-node progress; users need none of it (but `--verbose` shows it)."""
+    return quiet_libraries(loggers=("onnxruntime",), stdout=True)
 

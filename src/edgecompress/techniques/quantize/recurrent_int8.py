@@ -20,9 +20,6 @@ DynamicQuantizeLSTM 0.048 ms (step 2's reason); LSTM(8, 64): 0.018 ms fp32 and D
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -30,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.onnx.graph_passes import remove_unused
 from edgecompress.onnx.recurrent import fold_recurrent_weights
 
@@ -54,18 +52,15 @@ def _dynamic_lstm(model: onnx.ModelProto, weight_bits: int) -> onnx.ModelProto:
     where ORT's leftovers go."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="edgecompress-lstm-") as folder, contextlib.redirect_stderr(io.StringIO()):
+    with tempfile.TemporaryDirectory(prefix="edgecompress-lstm-") as folder:
         work = Path(folder)
         onnx.save_model(model, str(work / "folded.onnx"))
-        logging.disable(logging.WARNING)  # ORT's advice to pre-process: not needed for stored LSTM weights
-        try:
+        with quiet_libraries(loggers=("",), stderr=True):  # ORT's advice to pre-process: not needed for stored LSTM weights
             quantize_dynamic(
                 str(work / "folded.onnx"), str(work / "lstm.onnx"), op_types_to_quantize=["LSTM"], per_channel=True,
                 reduce_range=weight_bits == 7, weight_type=QuantType.QInt8,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
-        finally:
-            logging.disable(logging.NOTSET)
         return onnx.load(str(work / "lstm.onnx"))
 
 

@@ -1,6 +1,7 @@
-"""Structured removal in transformer layers: FFN neurons and attention heads, physically sliced out."""
+"""Structured removal in transformer layers: FFN neurons and attention heads, physically sliced out
+(`structured.py`; handlers in `stage.py`). Only the configs are named here: importing them must not import
+torch (the recipe schema is built from them)."""
 
-from edgecompress.techniques.transformer.stage import RemoveFfn, RemoveHeads, remove_ffn_stage, remove_heads_stage
-from edgecompress.techniques.transformer.structured import remove_attention_heads, remove_ffn_neurons
+from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads
 
-__all__ = ["RemoveFfn", "RemoveHeads", "remove_attention_heads", "remove_ffn_neurons", "remove_ffn_stage", "remove_heads_stage"]
+__all__ = ["RemoveFfn", "RemoveHeads"]

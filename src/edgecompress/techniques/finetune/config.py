@@ -1,14 +1,12 @@
-"""The finetune stage: train the compressed model on the task's data to recover its metric."""
+"""The finetune stage's config (pydantic only: the recipe schema loads it without torch)."""
 
 from __future__ import annotations
 
-import copy
 from typing import Literal
 
 from pydantic import Field
 
-from edgecompress.core.train import train_epochs
-from edgecompress.techniques.stage import ModelState, StageConfig, StageContext
+from edgecompress.techniques.config import StageConfig
 
 
 class Finetune(StageConfig):
@@ -26,20 +24,3 @@ class Finetune(StageConfig):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty added to the gradients (Adam)")
     distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss")
     temperature: float = Field(4.0, ge=0.1, le=100.0, description="softens both models' outputs in the distillation loss")
-
-
-def finetune_stage(config: Finetune, state: ModelState, ctx: StageContext) -> ModelState:
-    task = ctx.require_task("finetune")
-    model = copy.deepcopy(state.torch_model)
-    train_epochs(
-        model,
-        task,
-        config.epochs,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        description=ctx.label,
-        teacher=ctx.teacher if config.distill > 0 else None,
-        distill_weight=config.distill,
-        temperature=config.temperature,
-    )
-    return ModelState(model)
