@@ -11,6 +11,7 @@ from edgecompress.orchestration.curves import points as points_module
 from edgecompress.orchestration.curves import sweep, sweep_trials
 from edgecompress.storage.files import atomic_write_bytes
 from edgecompress.storage.rundir import owned_run_dir
+from tests.curves.test_dense_baseline import ResidualCNN
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +151,6 @@ def test_smaller_dense_model_matches_the_pruned_parameter_count(trained_cnn, dig
 def test_a_users_cnn_gets_smaller_dense_and_from_scratch_rows(small_digits_task, tmp_path):
     """Any model, not only the built-in ones: its own architecture thinned uniformly to the pruned parameter count,
     and its channel-pruned architecture, both trained from scratch on the pruned points' budget (issue 18)."""
-    from tests.curves.test_dense_baseline import ResidualCNN
-
     torch.manual_seed(0)
     model = ResidualCNN(channels=16).eval()
     result = sweep(model, small_digits_task, tmp_path / "u", levels=(0.6,), methods=("channel",), finetune_epochs=1,

@@ -73,6 +73,7 @@ def sweep(
     model, task and settings are kept; with `force`, an earlier sweep there is replaced.
 
     >>> sweep(model, task, "runs/sweep", levels=(0.5, 0.9), jobs=2).sweet_spots["unstructured"]  # doctest: +SKIP
+    >>> sweep(my_model, task, "runs/mine", small_dense=True, from_scratch=True).scratch_comparison  # doctest: +SKIP
     """
     check_sweep(levels, methods, finetune_epochs, tolerance, latency_batch)
     check_seed(seed)
