@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from edgecompress.cli import main
 from edgecompress.core.errors import UserError
@@ -10,6 +11,7 @@ from edgecompress.orchestration.curves import points as points_module
 from edgecompress.orchestration.curves import sweep, sweep_trials
 from edgecompress.storage.files import atomic_write_bytes
 from edgecompress.storage.rundir import owned_run_dir
+from tests.curves.test_dense_baseline import ResidualCNN
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +146,36 @@ def test_smaller_dense_model_matches_the_pruned_parameter_count(trained_cnn, dig
     assert dense.params >= 0.9 * pruned.nonzero_params
     expected = "pruned" if pruned.score > dense.score else ("dense" if dense.score > pruned.score else "tie")
     assert row["winner"] == expected
+
+
+def test_a_users_cnn_gets_smaller_dense_and_from_scratch_rows(small_digits_task, tmp_path):
+    """Any model, not only the built-in ones: its own architecture thinned uniformly to the pruned parameter count,
+    and its channel-pruned architecture, both trained from scratch on the pruned points' budget (issue 18)."""
+    torch.manual_seed(0)
+    model = ResidualCNN(channels=16).eval()
+    result = sweep(model, small_digits_task, tmp_path / "u", levels=(0.6,), methods=("channel",), finetune_epochs=1,
+                   baseline_epochs=1, small_dense=True, from_scratch=True, latency_batch=8)
+    channel, scratch, dense = (next(p for p in result.points if p.method == m and p.finetuned) for m in ("channel", "channel-from-scratch", "dense-small"))
+    assert scratch.params == channel.params  # the pruned architecture, retrained
+    assert abs(dense.params - channel.params) <= 0.05 * channel.params
+    (row,) = result.dense_comparison
+    assert (row["params"], row["dense_params"], row["dense_score"]) == (channel.nonzero_params, dense.params, dense.score)
+    assert result.scratch_comparison == [{
+        "level": 0.6, "method": "channel", "params": channel.params, "finetuned_score": channel.score,
+        "from_scratch_score": scratch.score,
+        "winner": "fine-tuned" if channel.score > scratch.score else ("from scratch" if scratch.score > channel.score else "tie"),
+    }]
+    rows = (tmp_path / "u" / "sweep.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["baseline", "channel", "channel", "channel-from-scratch", "dense-small"]
+    saved = json.loads((tmp_path / "u" / "sweep.json").read_text())
+    assert saved["smaller_dense_comparison"] == result.dense_comparison and saved["from_scratch_comparison"] == result.scratch_comparison
+    assert set(result.sweet_spots) == {"channel"}
+
+
+def test_small_dense_true_refuses_a_model_it_cannot_thin_before_any_work(digits, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(UserError, match="cannot thin Sequential uniformly"):
+        sweep(model, digits, tmp_path / "s", small_dense=True)
+    with pytest.raises(UserError, match="small_dense: give True"):
+        sweep(model, digits, tmp_path / "s", small_dense="yes")
+    assert not (tmp_path / "s").exists()

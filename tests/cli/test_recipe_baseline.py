@@ -3,9 +3,11 @@
 import json
 import sys
 
+import pytest
 import yaml
 
 from edgecompress.cli import main
+from edgecompress.core.models import DigitsMLP
 
 MLP_RECIPE = {
     "model": "digits-mlp", "task": "digits", "train": {"epochs": 2}, "seed": 3,
@@ -50,3 +52,50 @@ def test_bad_execution_section_is_refused_with_its_field(tmp_path, capsys):
     assert main(["fit", "--max-size", "10KB", "--recipe", recipe, "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "execution" in err and "ray_address is only used with executor ray" in err
+
+
+USER_MODELS = '''
+from torch import nn
+
+
+def mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def head_only():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+'''
+
+
+@pytest.mark.parametrize("model, small_dense, lines", [
+    ("models.py:mlp", True, []),
+    ("models.py:head_only", None, ["no smaller dense models: cannot thin Sequential uniformly: no Linear, conv or recurrent layer can lose a channel"]),
+    ("digits-mlp", DigitsMLP, []),
+])
+def test_sweep_compares_a_recipes_own_model_with_its_thinned_architecture(tmp_path, monkeypatch, capsys, model, small_dense, lines):
+    """A user's model gets the smaller dense models (its own architecture, thinned) and the channel-pruned
+    architectures trained from scratch; a built-in one keeps its width factory; a model that cannot be thinned
+    is said so before training, and the sweep goes on without them (issue 18)."""
+    import edgecompress.orchestration.curves as curves
+    import edgecompress.orchestration.recipe.run as recipe_run
+    from edgecompress.core.results import SweepPoint, SweepResult
+
+    (tmp_path / "models.py").write_text(USER_MODELS)
+    calls = []
+
+    def recorded_sweep(model, task, out, *args, **kwargs):
+        calls.append(kwargs)
+        point = SweepPoint("baseline", 0.0, False, 90.0, 100, 100, 1000, 500)
+        return SweepResult(point, [], {}, 0.5, [], {}, [{
+            "level": 0.5, "method": "channel", "params": 50, "finetuned_score": 88.0, "from_scratch_score": 85.5, "winner": "fine-tuned",
+        }])
+
+    monkeypatch.setattr(curves, "sweep", recorded_sweep)
+    monkeypatch.setattr(recipe_run, "train_baseline", lambda model, *args: model)  # what is trained does not matter here
+    recipe = _recipe(tmp_path, model=model, train={"epochs": 1})
+    assert main(["sweep", "--recipe", recipe, "--levels", "0.5", "--methods", "channel", "--out", str(tmp_path / "s")]) == 0
+    (kwargs,) = calls
+    assert kwargs["small_dense"] is small_dense and kwargs["from_scratch"] is (small_dense is True)
+    out = capsys.readouterr().out
+    assert [line for line in lines if line not in out.replace("\n", " ")] == []
+    assert "channel 0.5 (50 params): fine-tuned 88.00 vs trained from scratch 85.50: fine-tuned wins" in out

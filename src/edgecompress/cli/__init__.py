@@ -296,7 +296,7 @@ def sweep_command(
     finetune_epochs: int = typer.Option(4, "--finetune-epochs", min=1, help="Fine-tuning epochs per point (with distillation)."),
     tolerance: float = typer.Option(0.5, "--tolerance", min=0.0, help="Largest metric drop a sweet spot may have."),
     out: Path = typer.Option(Path("runs/sweep"), "--out", help="Directory for sweep.json, sweep.csv, latency.csv, sweep.png and points/."),
-    dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train smaller dense CNNs with the pruned models' parameter counts."),
+    dense_baseline: bool = typer.Option(True, "--dense-baseline/--no-dense-baseline", help="Also train from scratch smaller dense models with the pruned models' parameter counts (and, for your own model, each channel-pruned architecture)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help=_SEED_HELP),
     jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help=_JOBS_HELP),
     executor: Optional[str] = typer.Option(None, "--executor", help=_EXECUTOR_HELP),
@@ -310,7 +310,7 @@ def sweep_command(
 ) -> None:
     """Sparsity-vs-accuracy curves of the demo's digits CNN (or a recipe's model), with and without fine-tuning,
     each method's sweet spot, and smaller dense models of the same parameter counts trained from scratch (does
-    pruning win? built-in digits models only: they are the ones with a width to scale).
+    pruning win? a recipe's model is thinned uniformly; its channel-pruned architectures are trained from scratch too).
 
     Every point is exported and scored in ONNX Runtime; finished points are kept in --out/points, so an
     interrupted sweep continued with --resume recomputes only what is missing (without --resume or --force, a
@@ -320,7 +320,9 @@ def sweep_command(
     """
     from edgecompress.core.models import DigitsCNN, DigitsMLP
     from edgecompress.orchestration.curves import sweep
+    from edgecompress.orchestration.curves.dense_baseline import thinning_refusal
     from edgecompress.orchestration.curves.sparsity_sweep import check_sweep
+    from edgecompress.reporting.sweep_summary import comparison_lines
     from edgecompress.storage.paths import check_output_dir
     from edgecompress.storage.rundir import owned_run_dir
 
@@ -329,19 +331,16 @@ def sweep_command(
     check_sweep(level_values, method_names, finetune_epochs, tolerance, latency_batch)
     check_output_dir(out)
     baseline = _Baseline(recipe, seed, trust_pickle, executor, jobs, ray_address, trust_code)
-    small = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}.get(baseline.model_name) if dense_baseline else None
-    if dense_baseline and small is None:
-        console.print(f"no smaller dense models: {baseline.model_name} is not a built-in model with a width to scale")
+    small = {"digits-cnn": DigitsCNN, "digits-mlp": DigitsMLP}.get(baseline.model_name, True) if dense_baseline else None
+    if small is True and (why := thinning_refusal(baseline.model, baseline.task.example_input())):
+        console.print(f"no smaller dense models: {why}")
+        small = None
     with owned_run_dir(out, "sweep", resume=resume, force=force):
         model, task = baseline.trained(out, resume)
         result = sweep(model, task, out, level_values, method_names, finetune_epochs, tolerance, baseline.seed, small_dense=small,
-                       baseline_epochs=baseline.epochs, executor=baseline.executor, latency_batch=latency_batch, resume=resume)
-    for row in result.dense_comparison:
-        console.print(
-            f"{row['params']:,} params: pruned ({row['pruned_method']} {row['level']:g}) {row['pruned_score']:.2f} vs "
-            f"dense width x{row['dense_width']:.2f} ({row['dense_params']:,} params) {row['dense_score']:.2f}: "
-            + ("a tie" if row["winner"] == "tie" else f"{row['winner']} wins")
-        )
+                       baseline_epochs=baseline.epochs, from_scratch=small is True, executor=baseline.executor, latency_batch=latency_batch, resume=resume)
+    for line in comparison_lines(result):
+        console.print(line)
     for method, spot in result.sweet_spots.items():
         where = (f"level {spot.level:g}: {spot.score:.2f} (baseline {result.baseline.score:.2f}), {spot.storage_bytes:,} B packed, "
                  f"latency {result.latencies[spot.key].ratio_to_baseline:.2f}x" if spot else "none within tolerance")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 NOISY_SPREAD = 0.2  # interquartile range over median above which a latency is called noisy
+FROM_SCRATCH = "-from-scratch"  # method suffix: that method's pruned architecture, trained from random weights
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class SweepResult:
     tolerance: float
     dense_comparison: list[dict] = field(default_factory=list)
     latencies: dict[str, PointLatency] = field(default_factory=dict)
+    scratch_comparison: list[dict] = field(default_factory=list)  # channel points: fine-tuned vs from scratch
 
     def to_json(self) -> dict:
         return {
@@ -60,5 +62,6 @@ class SweepResult:
             "tolerance": self.tolerance,
             "sweet_spots": {m: (asdict(p) if p else None) for m, p in self.sweet_spots.items()},
             "smaller_dense_comparison": self.dense_comparison,
+            "from_scratch_comparison": self.scratch_comparison,
             "points": [asdict(p) for p in self.points],
         }

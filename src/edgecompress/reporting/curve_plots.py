@@ -1,5 +1,5 @@
 """The sweep chart: metric vs sparsity, vs packed size and vs latency; one line per method, the baseline,
-the tolerance band, the sweet spots and the smaller dense models.
+the tolerance band, the sweet spots, the smaller dense models and the pruned architectures trained from scratch.
 
 The y-axis shows the band where the choice is made (down to ZOOM tolerances from the baseline), not the whole
 range a model with no fine-tuning falls to; points below it are marked at the edge and counted in a note.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
+from edgecompress.core.results import FROM_SCRATCH
 from edgecompress.reporting.plotting.canvas import figure
 
 ZOOM = 10  # the y-axis reaches this many tolerances past the baseline (at least MIN_ZOOM metric units)
@@ -19,7 +20,7 @@ MIN_ZOOM = 3.0
 
 
 def plot_sweep(result, path: str | Path, metric) -> Path:
-    methods = sorted({p.method for p in result.points if p.method != "dense-small"})
+    methods = sorted({p.method for p in result.points if p.method != "dense-small" and not p.method.endswith(FROM_SCRATCH)})
     removed = lambda p: 1 - p.nonzero_params / result.baseline.params  # noqa: E731
     size_kb = lambda p: p.storage_bytes / 1000  # noqa: E731
     latency = lambda p: result.latencies[p.key].ratio_to_baseline  # noqa: E731
@@ -42,6 +43,10 @@ def plot_sweep(result, path: str | Path, metric) -> Path:
                     points = sorted((p for p in result.points if p.method == method and p.finetuned == finetuned), key=lambda p: p.level)
                     label = f"{method}{' + fine-tune' if finetuned else ', no fine-tune'}"
                     ax.plot([x(p) for p in points], [p.score for p in points], style, marker="o", color=color, label=label)
+                scratch = sorted((p for p in result.points if p.method == method + FROM_SCRATCH), key=lambda p: p.level)
+                if scratch:
+                    ax.plot([x(p) for p in scratch], [p.score for p in scratch], "-.", marker="x", color=color,
+                            label=f"{method} architecture, trained from scratch")
                 spot = result.sweet_spots.get(method)
                 if spot is not None:
                     ax.plot(x(spot), spot.score, "*", markersize=16, color=color)

@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgecompress.core.models.reinitialise import reinitialise
+from edgecompress.core.results import FROM_SCRATCH
 from edgecompress.core.seeding import seed_everything
 from edgecompress.core.tasks.task import Task
 from edgecompress.core.train import train_epochs
@@ -39,7 +41,8 @@ class SweepShared:
 class SweepTrial:
     """One method at one level; `raw` and `finetuned` say which of its two points are still missing.
 
-    The baseline is method "baseline"; a smaller dense model is method "dense-small" with its `width`.
+    The baseline is method "baseline"; a smaller dense model is method "dense-small" with its `width`; a
+    channel method's architecture trained from scratch is that method + FROM_SCRATCH ("channel-from-scratch").
     """
 
     method: str
@@ -54,6 +57,8 @@ def _stage(config: Callable[[float], StageConfig]):
         return apply(model, config(level), shared.task, example_input=shared.example, teacher=shared.model, seed=shared.seed)
     return method
 
+
+CHANNEL_METHODS = ("channel", "channel8")  # their points are smaller dense architectures, trainable from scratch
 
 # method -> its stage at a level; a level is the fraction removed (for lowrank: of the factorizable layers' parameters)
 METHODS: dict[str, Callable[[nn.Module, float, SweepShared], nn.Module]] = {
@@ -72,9 +77,12 @@ def run_sweep_trial(shared: SweepShared, trial: SweepTrial) -> list[MeasuredPoin
         return [measure_point(copy.deepcopy(shared.model), "baseline", 0.0, False, task, example)]
     if trial.method == "dense-small":
         seed_everything(shared.seed)
-        small = shared.small_dense(trial.width)
-        train_epochs(small, task, shared.baseline_epochs + shared.finetune_epochs, lr=2e-3, description=f"dense x{trial.width:.2f}")
-        return [measure_point(small, "dense-small", trial.level, True, task, example)]
+        return [_trained_from_scratch(shared.small_dense(trial.width), trial, shared, f"dense x{trial.width:.2f}")]
+    if trial.method.endswith(FROM_SCRATCH):
+        seed_everything(shared.seed)
+        source = trial.method.removesuffix(FROM_SCRATCH)
+        pruned = reinitialise(METHODS[source](shared.model, trial.level, shared))
+        return [_trained_from_scratch(pruned, trial, shared, f"{source} {trial.level:g} from scratch")]
     seed_everything(shared.seed)
     model = METHODS[trial.method](shared.model, trial.level, shared)
     measured = [measure_point(model, trial.method, trial.level, False, task, example)] if trial.raw else []
@@ -84,3 +92,9 @@ def run_sweep_trial(shared: SweepShared, trial: SweepTrial) -> list[MeasuredPoin
                      teacher=shared.model, distill_weight=0.5)
         measured.append(measure_point(model, trial.method, trial.level, True, task, example))
     return measured
+
+
+def _trained_from_scratch(model: nn.Module, trial: SweepTrial, shared: SweepShared, description: str) -> MeasuredPoint:
+    """`model` (fresh weights) trained for the pruned points' whole budget, baseline training plus fine-tuning."""
+    train_epochs(model, shared.task, shared.baseline_epochs + shared.finetune_epochs, lr=2e-3, description=description)
+    return measure_point(model, trial.method, trial.level, True, shared.task, shared.example)

@@ -23,7 +23,7 @@ def find_sweep(run_dir: Path) -> SweepResult | None:
         spots = {m: SweepPoint(**p) if p else None for m, p in doc["sweet_spots"].items()}
         return SweepResult(
             SweepPoint(**doc["baseline"]), [SweepPoint(**p) for p in doc["points"]], spots,
-            doc["tolerance"], doc.get("smaller_dense_comparison", []),
+            doc["tolerance"], doc.get("smaller_dense_comparison", []), scratch_comparison=doc.get("from_scratch_comparison", []),
         )
     except (ValueError, KeyError, TypeError):  # an older or hand-edited file: the report goes on without it
         return None
