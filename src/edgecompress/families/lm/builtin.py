@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -53,7 +54,8 @@ class BuiltinSpec:
     seed: int = 0
 
     def fingerprint(self) -> str:
-        text = json.dumps({**asdict(self), "format": FORMAT}, sort_keys=True)
+        # the corpus is this Python's standard library, so its version is part of what was trained on
+        text = json.dumps({**asdict(self), "format": FORMAT, "python": list(sys.version_info[:2])}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

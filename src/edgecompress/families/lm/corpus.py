@@ -18,6 +18,7 @@ from pathlib import Path
 _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "turtledemo", "__pycache__", "tkinter", "ensurepip"}
 HELD_OUT_SHARE = 0.10  # scored only: perplexity and agreement are measured here
 VALIDATION_SHARE = 0.05  # for choices (e.g. which layers keep float) and calibration checks
+MIN_CHARACTERS = 200
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,12 @@ def stdlib_corpus() -> SourceCorpus:
     """
     sets: dict[str, list[str]] = {"train": [], "validation": [], "held_out": []}
     root = Path(sysconfig.get_paths()["stdlib"])
+    seen: set[str] = set()
     for path in _source_files(root):
         text = path.read_text(encoding="utf-8", errors="replace")
+        if len(text.strip()) < MIN_CHARACTERS or text in seen:  # empty __init__.py files; copies of a file
+            continue
+        seen.add(text)
         sets[_set_of(path.relative_to(root).as_posix())].append(text)
     return SourceCorpus(**{name: tuple(texts) for name, texts in sets.items()})
 
