@@ -131,3 +131,19 @@ def test_the_demos_summary_is_whole_on_an_80_column_terminal_and_in_a_log(demo_r
         assert f"{m['latency_ms']['batch_256']:.3f} ms" in text
     low, high = metrics["summary"]["speedup_interval"]["batch_256"]
     assert f"{low:.2f}x-{high:.2f}x" in text
+
+
+def test_many_layers_left_in_float_for_one_reason_are_one_line():
+    """A decoder's 25 RMSNorm multiplications are one line, naming the first two and the last; a few stay apart."""
+    from types import SimpleNamespace
+
+    from edgecompress.reporting.summary import left_as_is_lines
+
+    norms = [{"layer": f"layers.{i}.norm", "op": "Mul", "weights": "float", "why": "ONNX Runtime's int8 quantizer has no kernel for Mul"} for i in range(25)]
+    table = [{"layer": "embed", "op": "Gather", "weights": "float", "why": "a table"}]
+    stage = SimpleNamespace(name="quantize", details={"left_float": norms + table})
+    assert left_as_is_lines(SimpleNamespace(stages=[stage])) == [
+        "stage 1 (quantize): 25 layers (Mul: layers.0.norm, layers.1.norm, ... layers.24.norm) compute in float, weights float: "
+        "ONNX Runtime's int8 quantizer has no kernel for Mul",
+        "stage 1 (quantize): embed (Gather) computes in float, weights float: a table",
+    ]

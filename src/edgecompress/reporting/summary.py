@@ -9,6 +9,9 @@ from edgecompress.reporting.latency_noise import machine_load, speedup
 from edgecompress.reporting.terminal import Grid
 
 
+GROUP_ABOVE = 3  # more layers than this left in float for one reason are listed as one line
+
+
 def speed_batch(result) -> int:
     """The batch size speedups are quoted at: the task's largest timed batch (256 for images, 32 for sentences)."""
     return max(result.baseline.latency)
@@ -18,7 +21,8 @@ def run_summary_grid(result) -> Grid:
     """One row per model (baseline, then each stage); `reporting.terminal.print_grid` lays it out."""
     metric = result.task.metric
     big = speed_batch(result)
-    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", "b1 latency", f"b{big} latency", f"b{big} speedup (p25-p75)"]
+    latency_columns = ["b1 latency"] if big == 1 else ["b1 latency", f"b{big} latency"]  # a decoder is timed at batch 1 only
+    headers = ["model", metric.name, "file size", "smaller", "packed", "non-zero", "MACs", *latency_columns, f"b{big} speedup (p25-p75)"]
     base = result.baseline
     rows = [
         [
@@ -30,7 +34,7 @@ def run_summary_grid(result) -> Grid:
             f"{m.nonzero_params:,}",
             f"{m.macs:,}",
             f"{m.latency[1].median_ms * 1000:.1f} us",
-            f"{m.latency[big].median_ms:.3f} ms",
+            *([] if big == 1 else [f"{m.latency[big].median_ms:.3f} ms"]),
             "-" if m is base else speedup(base.latency[big], m.latency[big], big, None, 1).interval,
         ]
         for m in [base, *result.stages]
@@ -46,8 +50,15 @@ def left_as_is_lines(result) -> list[str]:
         label = f"stage {index} ({stage.name})"
         for layer, why in stage.details.get("left_unpruned", {}).items():
             lines.append(f"{label}: {layer} left whole: {why}")
+        alike: dict[tuple, list[str]] = {}
         for entry in stage.details.get("left_float", ()):
-            lines.append(f"{label}: {entry['layer']} ({entry['op']}) computes in float, weights {entry['weights']}: {entry['why']}")
+            alike.setdefault((entry["op"], entry["weights"], entry["why"]), []).append(entry["layer"])
+        for (op, weights, why), layers in alike.items():
+            if len(layers) <= GROUP_ABOVE:
+                lines += [f"{label}: {layer} ({op}) computes in float, weights {weights}: {why}" for layer in layers]
+            else:  # a transformer's 25 normalisation layers are one line, not 25
+                names = f"{', '.join(layers[:2])}, ... {layers[-1]}"
+                lines.append(f"{label}: {len(layers)} layers ({op}: {names}) compute in float, weights {weights}: {why}")
     return lines
 
 

@@ -129,6 +129,9 @@ def train_builtin(spec: BuiltinSpec, out: Path, corpus: SourceCorpus | None = No
         losses = _train(model, stream, spec)
     model.eval()
     out.mkdir(parents=True)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Writing model shards": our own progress says what runs
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     record = {"trained_by": "edgecompress", "spec": asdict(spec), "format": FORMAT, "train_tokens": len(stream),
