@@ -64,9 +64,13 @@ def test_structured_route_and_head_removal_shrink_the_layers(tiny_encoder, tiny_
     assert (tmp_path / "final.onnx").stat().st_size < (tmp_path / "stages/01-remove_ffn.onnx").stat().st_size
 
 
-def test_finetune_on_a_task_without_labels_says_to_distill(tiny_encoder, tiny_encoder_task, tmp_path):
+def test_finetune_on_a_task_without_labels_is_refused_before_any_work_and_says_to_distill(tiny_encoder, tiny_encoder_task, tmp_path):
     from edgecompress.core.errors import UserError
     from edgecompress.techniques.finetune import Finetune
+    from edgecompress.techniques.quantize.config import Qat
 
-    with pytest.raises(UserError, match="no labels; recover fidelity with a distill stage"):
-        compress(tiny_encoder.model, tiny_encoder_task, [RemoveFfn(fraction=0.5), Finetune(epochs=1)], tmp_path)
+    stages = [RemoveFfn(fraction=0.5), Finetune(epochs=1), Qat(bits=4)]
+    with pytest.raises(UserError, match=r"^stage 2 \(finetune\), stage 3 \(qat\): the sentence-encoder task has no labels to train on; "
+                                        r"recover fidelity with a distill stage"):
+        compress(tiny_encoder.model, tiny_encoder_task, stages, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

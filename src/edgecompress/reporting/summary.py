@@ -8,7 +8,6 @@ from edgecompress.core.sizes import format_bytes
 from edgecompress.reporting.latency_noise import machine_load, speedup
 from edgecompress.reporting.terminal import Grid
 
-
 GROUP_ABOVE = 3  # more layers than this left in float for one reason are listed as one line
 
 

@@ -22,6 +22,11 @@ class StageConfig(BaseModel):
         """True when the stage's output is ONNX only, so torch stages cannot follow it."""
         return False
 
+    @property
+    def needs_labels(self) -> bool:
+        """True when the stage trains on the task's labels (its loss), so a task without labels cannot run it."""
+        return False
+
 
 def field_default(config: type[BaseModel] | BaseModel, name: str):
     cls = config if isinstance(config, type) else type(config)

@@ -62,6 +62,7 @@ class Task:
     latency_inputs: Callable[[int], Inputs] | None = None  # batch size -> inputs; default: random normal
     latency_batches: tuple[int, ...] = (1, 256)
     ship: Callable[[Path, Path], None] | None = None  # (final artifact, run folder): write what it needs beside it
+    labels: bool = True  # False: the targets are no labels (an encoder's), so stages that train on them are refused
 
     def scored_on(self, loader: Iterable[Batch]) -> "Task":
         """The same task with `loader` as the data its scores are computed on (e.g. validation data)."""

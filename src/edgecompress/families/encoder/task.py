@@ -68,6 +68,7 @@ def sentence_encoder_task(encoder: LoadedEncoder, seed: int = 0, n_eval: int = E
         latency_inputs=latency_inputs,
         latency_batches=(1, BATCH_SIZE),
         ship=ship,
+        labels=False,
     )
 
 

@@ -32,9 +32,15 @@ def validate_recipe(stages: Sequence[StageConfig]) -> None:
         raise UserError("recipe: " + "; ".join(problems))
 
 
-def check_stages(model, stages, has_data: bool) -> None:
-    """Every check that needs no work, before any output is written: prune settings, and `keep_float`
-    patterns of quantize stages while the layer names are still the model's (no factorize before them)."""
+def check_stages(model, stages, has_data: bool, has_labels: bool = True, task_name: str = "") -> None:
+    """Every check that needs no work, before any output is written: stages that train on labels against a
+    task without them, prune settings, and `keep_float` patterns of quantize stages while the layer names are
+    still the model's (no factorize before them)."""
+    if not has_labels:
+        labelled = [f"stage {i} ({s.name})" for i, s in enumerate(stages, start=1) if s.needs_labels]
+        if labelled:
+            raise UserError(f"{', '.join(labelled)}: the {task_name} task has no labels to train on; "
+                            "recover fidelity with a distill stage (stage: distill) instead")
     from edgecompress.techniques.prune.checks import check_prune_stages  # torch: the checks read the model's layers
     from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
 

@@ -145,7 +145,7 @@ def compress(
     check_seed(seed)
     check_target(target)
     check_task(model, task)
-    check_stages(model, stages, has_data=task.train_loader is not None)
+    check_stages(model, stages, has_data=task.train_loader is not None, has_labels=task.labels, task_name=task.name)
     score_fns = score_fns or {}
     with owned_run_dir(out_dir, "run", resume=resume, force=force) as out:
         return _run_stages(model, task, stages, out, seed, score_fns, arch, resume, target)

@@ -70,7 +70,9 @@ def check_recipe(path: str | Path, seed: int | None = None, target: str | None =
 
         if builtin_pair or _checked(problems, check_task, loaded.module, task) is not None:
             has_data = builtin_pair or task.train_loader is not None
-            _checked(problems, check_stages, loaded.module, parsed.recipe.stages, has_data=has_data)
+            labels = builtin_pair or task.labels
+            _checked(problems, check_stages, loaded.module, parsed.recipe.stages, has_data=has_data, has_labels=labels,
+                     task_name=parsed.recipe.task)
     raise_problems(problems, str(path))
     return CheckedRecipe(parsed.recipe, loaded, task)
 

@@ -24,3 +24,7 @@ class Finetune(StageConfig):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty added to the gradients (Adam)")
     distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss")
     temperature: float = Field(4.0, ge=0.1, le=100.0, description="softens both models' outputs in the distillation loss")
+
+    @property
+    def needs_labels(self) -> bool:
+        return True

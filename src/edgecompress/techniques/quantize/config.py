@@ -185,6 +185,10 @@ class Qat(StageConfig):
             raise ValueError("ternary_rule applies to bits ternary only")
         return self
 
+    @property
+    def needs_labels(self) -> bool:
+        return True
+
 
 class BlockQat(StageConfig):
     """Put every Linear weight on ONNX Runtime's int4 block grid (MatMulNBits) and the large embedding tables on
