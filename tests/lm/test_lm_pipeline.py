@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edgecompress.cli import main
-from edgecompress.families.lm.artifact import OpenArtifact, generate_ids, open_artifact
+from edgecompress.families.lm.artifact import SIDE_BY_SIDE_PROMPTS, OpenArtifact, generate_ids, open_artifact
 from edgecompress.families.lm.model_dir import load_decoder
 from edgecompress.families.lm.task import language_model_task
 from edgecompress.runtime.sessions import make_session
@@ -36,6 +36,18 @@ def test_int8_route_shrinks_the_decoder_and_keeps_its_predictions(llama_int8):
     assert set(final["latency_ms"]) == {"batch_1"}
     assert (out / "artifact/model.onnx").read_bytes() == (out / "final.onnx").read_bytes()
     assert {"model.onnx", "lm.json", "tokenizer.json"} <= {p.name for p in (out / "artifact").iterdir()}
+
+
+def test_fixed_prompts_are_continued_by_the_original_and_the_compressed_file_side_by_side(llama_int8, tiny_llama_dir):
+    out, _ = llama_int8
+    rows = json.loads((out / "generations.json").read_text())
+    assert [row["prompt"] for row in rows] == list(SIDE_BY_SIDE_PROMPTS)
+    artifact = open_artifact(out / "artifact")
+    prompt = artifact.tokenizer(rows[0]["prompt"], add_special_tokens=False)["input_ids"]
+    for name, file in (("original", "baseline.onnx"), ("compressed", "final.onnx")):
+        session = OpenArtifact(make_session(out / file), artifact.tokenizer, artifact.cache, artifact.context, artifact.eos_token_id)
+        tokens, _, _ = generate_ids(session, prompt, 32, lambda logits: int(np.argmax(logits)), artifact.eos_token_id)
+        assert rows[0][name] == artifact.tokenizer.decode(tokens)
 
 
 def test_perplexity_in_metrics_is_the_shipped_files(llama_int8, tiny_llama_dir):

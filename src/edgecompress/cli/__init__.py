@@ -519,6 +519,9 @@ def encoder_command(
     _print_line(f"{route}: cosine {fid['cosine_mean']:.4f} (p5 {fid['cosine_p5']:.4f}), overlap@10 {fid['overlap_at_10']:.3f}   artifact for embed: {out / ARTIFACT_DIR}")
 
 
+GENERATION_CHARS = 40  # of each side-by-side continuation in the llm summary (generations.json has them whole)
+
+
 @app.command("llm")
 def llm_command(
     route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~4x smaller) or int4 (MatMulNBits blocks of 32, token table int4, ~6x smaller): the recipes examples/lm-ROUTE.yaml."),
@@ -539,7 +542,7 @@ def llm_command(
     """
     from edgecompress.families.lm.builtin import BUILTIN_LM
     from edgecompress.families.lm.presets import route_stages
-    from edgecompress.families.lm.task import ARTIFACT_DIR, TASK_NAME
+    from edgecompress.families.lm.task import ARTIFACT_DIR, GENERATIONS_FILE, TASK_NAME
     from edgecompress.orchestration.recipe import run_recipe
     from edgecompress.orchestration.recipe.schema import Recipe
     from edgecompress.storage.paths import check_input_dir, check_output_dir
@@ -556,6 +559,9 @@ def llm_command(
     _print_line(f"{route}: perplexity {result.final.score:.2f} (original {result.baseline.score:.2f}), top-1 agreement "
                 f"{agreement['top1']:.3f}, KL {agreement['kl_mean']:.4f}, decode {1000 / decode_ms:,.0f} tokens/s   "
                 f"artifact for generate: {out / ARTIFACT_DIR}")
+    for row in json.loads((out / GENERATIONS_FILE).read_text(encoding="utf-8")):
+        texts = "   ".join(f"{name}: {row[name][:GENERATION_CHARS]!r}" for name in ("original", "compressed") if name in row)
+        _print_line(f"  {row['prompt'][-24:]!r} -> {texts}")
 
 
 @app.command("generate")

@@ -128,3 +128,24 @@ def _choose(logits: np.ndarray, top_k: int, rng: np.random.Generator) -> int:
 def _read_settings(path: Path) -> dict:
     """lm.json, checked: a hand-edited or truncated file is one line, and its model file must lie inside."""
     return read_artifact_settings(path, ("layers", "kv_heads", "head_dim", "context"), ("eos_token_id",))
+
+# Fixed prompts, continued greedily by the original and the compressed file side by side (generations.json):
+# what a user reads first to see whether compression changed what the model writes.
+SIDE_BY_SIDE_PROMPTS = ("import os\nimport sys\n\n\ndef main(", "class Stack:\n    def __init__(self):\n        ", "for key, value in ")
+SIDE_BY_SIDE_TOKENS = 32
+
+
+def side_by_side(models: dict[str, Path], like: OpenArtifact, prompts=SIDE_BY_SIDE_PROMPTS, max_new_tokens: int = SIDE_BY_SIDE_TOKENS) -> list[dict]:
+    """Each prompt's greedy continuation by each ONNX file in `models` (name -> path), fed as `like` is."""
+    from edgecompress.runtime.sessions import make_session
+
+    sessions = {name: OpenArtifact(make_session(path), like.tokenizer, like.cache, like.context, like.eos_token_id) for name, path in models.items()}
+    rows = []
+    for prompt in prompts:
+        ids = like.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        row = {"prompt": prompt}
+        for name, artifact in sessions.items():
+            tokens, _, _ = generate_ids(artifact, ids, max_new_tokens, lambda logits: int(np.argmax(logits)), like.eos_token_id)
+            row[name] = like.tokenizer.decode(tokens)
+        rows.append(row)
+    return rows

@@ -8,11 +8,13 @@
 - inputs: `input_ids`, `attention_mask` and an empty key/value cache, the signature of the exported file
   (`export.py`), so the artifact that ships is the one scored;
 - latency: one decoding step at batch 1 with `LATENCY_PAST` cached tokens (its inverse is decode tokens/s);
-- shipping: the tokenizer and `lm.json` beside the final model in `artifact/`, so `edgecompress generate` runs it.
+- shipping: the tokenizer and `lm.json` beside the final model in `artifact/`, so `edgecompress generate` runs it,
+  and `generations.json`: fixed prompts continued greedily by the original and the compressed file, side by side.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -21,11 +23,12 @@ import torch.nn.functional as F
 
 from edgecompress.core.tasks.task import Metric, Task
 from edgecompress.families.lm.agreement import ReferenceWindows, agreement_details, perplexity, token_statistics
-from edgecompress.families.lm.artifact import save_artifact
+from edgecompress.families.lm.artifact import open_artifact, save_artifact, side_by_side
 from edgecompress.families.lm.builtin import token_stream
 from edgecompress.families.lm.corpus import stdlib_corpus
 from edgecompress.families.lm.export import ATTENTION_MASK, INPUT_IDS, export_decoder
 from edgecompress.families.lm.model_dir import LoadedDecoder
+from edgecompress.storage.files import atomic_write_text
 
 TASK_NAME = "language-model"
 WINDOW = 128
@@ -35,6 +38,8 @@ VALIDATION_WINDOWS = 32
 BATCH_SIZE = 8
 LATENCY_PAST = 127  # a 128-token context after this step
 ARTIFACT_DIR = "artifact"
+GENERATIONS_FILE = "generations.json"  # greedy continuations of fixed prompts, original beside compressed
+BASELINE_FILE = "baseline.onnx"  # the pipeline's name for the uncompressed model's file
 SPREAD = 4  # windows are drawn from this many times the tokens they hold, so they come from many files
 FILES_PER_CHUNK = 16
 
@@ -73,7 +78,10 @@ def language_model_task(decoder: LoadedDecoder, seed: int = 0, window: int = WIN
                 ATTENTION_MASK: torch.ones(batch, LATENCY_PAST + 1, dtype=torch.int64), **past}
 
     def ship(final_onnx: Path, run_dir: Path) -> None:
-        save_artifact(final_onnx, tokenizer, cache, decoder.context, run_dir / ARTIFACT_DIR)
+        folder = save_artifact(final_onnx, tokenizer, cache, decoder.context, run_dir / ARTIFACT_DIR)
+        models = {"original": run_dir / BASELINE_FILE, "compressed": final_onnx}
+        rows = side_by_side({name: path for name, path in models.items() if path.is_file()}, open_artifact(folder))
+        atomic_write_text(run_dir / GENERATIONS_FILE, json.dumps(rows, indent=2) + "\n")
 
     return Task(
         name=TASK_NAME,
