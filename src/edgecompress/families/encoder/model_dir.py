@@ -9,7 +9,6 @@ input, checked under the limits of `edgecompress.untrusted` (file sizes, links, 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from edgecompress.core.errors import UserError, first_line
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.families.encoder.encoder import SentenceEncoder
 from edgecompress.untrusted.folders import check_folder
 from edgecompress.untrusted.limits import MAX_TEXT_BYTES
@@ -68,18 +68,14 @@ def load_encoder(directory: str | Path | None = None) -> LoadedEncoder:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars; our own progress says what runs
-    quiet = logging.getLogger("transformers")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        backbone = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        with quiet_libraries(loggers=("transformers",)):
+            backbone = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except UserError:
         raise
     except Exception as exc:
         raise UserError(f"model_dir: cannot load {path}: {first_line(exc)} (expected config.json, model.safetensors and tokenizer files)") from exc
-    finally:
-        quiet.setLevel(level)
     _check_encoder(path, config, backbone, tokenizer)
     if hasattr(backbone, "pooler"):
         backbone.pooler = None  # sentence embeddings pool the token states; the [CLS] pooler is unused weight

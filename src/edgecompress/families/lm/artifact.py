@@ -86,9 +86,8 @@ def generate(artifact: OpenArtifact, prompt: str, max_new_tokens: int = 64, top_
         raise UserError(f"prompt: {len(prompt_ids)} prompt tokens + {max_new_tokens} new tokens exceed the model's context of "
                         f"{artifact.context}; shorten the prompt or lower --max-new-tokens")
     rng = np.random.default_rng(seed)
-    tokens = generate_ids(artifact, prompt_ids, max_new_tokens, lambda logits: _choose(logits, top_k, rng),
-                          artifact.eos_token_id if stop_at_eos else None)
-    ids, first_ms, decode_s = tokens
+    ids, first_ms, decode_s = generate_ids(artifact, prompt_ids, max_new_tokens, lambda logits: _choose(logits, top_k, rng),
+                                           artifact.eos_token_id if stop_at_eos else None)
     decode_rate = (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else 0.0
     return Generation(prompt_ids, ids, artifact.tokenizer.decode(ids), first_ms, decode_rate)
 

@@ -8,12 +8,12 @@ directory and what to pass instead.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecompress.core.errors import UserError, first_line
+from edgecompress.core.verbosity import quiet_libraries
 from edgecompress.families.lm.decoder import CausalLM
 from edgecompress.untrusted.folders import check_folder
 from edgecompress.untrusted.limits import MAX_TEXT_BYTES
@@ -59,17 +59,13 @@ def load_decoder(directory: str | Path | None = None) -> LoadedDecoder:
 
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    quiet = logging.getLogger("transformers")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars; our own progress says what runs
     try:
-        lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        with quiet_libraries(loggers=("transformers",)):
+            lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as exc:
         raise UserError(f"{FIELD}: cannot load {path} ({kind}): {first_line(exc)} (expected config.json, model.safetensors and tokenizer files)") from None
-    finally:
-        quiet.setLevel(level)
     rows = lm.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
         raise UserError(f"{FIELD}: the tokenizer has {len(tokenizer):,} tokens but the model's embedding has {rows:,} rows; "

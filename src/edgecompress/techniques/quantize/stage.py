@@ -59,8 +59,7 @@ def quantize_static_stage(config: QuantizeStatic, state: ModelState, ctx: StageC
 def quantize_dynamic_stage(config: QuantizeDynamic, state: ModelState, ctx: StageContext) -> ModelState:
     details: dict = {"rounding": config.rounding}
     with scratch_dir() as work:
-        source, calibration = _untied(state.onnx_path, work, details), _dynamic_calibration(config, state, ctx)
-        model = onnx.load(str(source))
+        (source, model), calibration = _untied(state.onnx_path, work, details), _dynamic_calibration(config, state, ctx)
         if config.smooth_outliers:
             smoothed = smooth_outlier_channels(model, channel_absmax(model, weight_matmul_inputs(model), calibration), config.smooth_outliers)
             model, source = smoothed.model, work / "smoothed.onnx"
@@ -110,7 +109,7 @@ def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> M
 def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageContext) -> ModelState:
     details: dict = {"block_size": config.block_size}
     with scratch_dir() as work:
-        source = _untied(state.onnx_path, work, details)
+        source, _ = _untied(state.onnx_path, work, details)
         if config.embedding_bits is None:
             quantize_int4_weights(source, ctx.artifact_path, block_size=config.block_size)
         else:
@@ -120,16 +119,16 @@ def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageConte
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, {"quantization": details})
 
 
-def _untied(source: Path, work: Path, details: dict) -> Path:
-    """`source`, or a copy in `work` whose transposed weights (a tied output layer's) are stored transposed, so
-    the quantizers see them (`onnx/graph_passes.fold_weight_transposes`)."""
+def _untied(source: Path, work: Path, details: dict) -> tuple[Path, onnx.ModelProto]:
+    """`source` and its graph, or a copy in `work` whose transposed weights (a tied output layer's) are stored
+    transposed, so the quantizers see them (`onnx/graph_passes.fold_weight_transposes`), and that graph."""
     model, folded = fold_weight_transposes(onnx.load(str(source)))
     if not folded:
-        return source
+        return source, model
     details["untied_weights"] = folded
     untied = work / "untied.onnx"
     onnx.save_model(model, str(untied))
-    return untied
+    return untied, model
 
 
 def _embedding_tables(source: Path, target: Path, bits: int, block_size: int) -> list[str]:
