@@ -94,3 +94,28 @@ def test_layers_are_selected_by_type_as_well_as_by_name():
     assert get_mask(model.conv1) is None and get_mask(model.conv2) is None and get_mask(model.fc2) is None
     model = _prune(Prune(pattern="unstructured", amount=0.5, keep_classifier=False, layers=("fc*",)))
     assert _zeros(model.fc2) == 640 and get_mask(model.conv2) is None
+
+
+def test_row_scope_removes_the_amount_from_every_output_row_and_the_lowest_of_each():
+    model = DigitsCNN()
+    with torch.no_grad():  # row 0 of fc1 is ten times larger than the rest: a layer-wide cut would keep all of it
+        model.fc1.weight[0] *= 10
+    _prune(Prune(pattern="unstructured", criterion="l1", amount=0.25, scope="row"), model)
+    for layer in (model.conv1, model.conv2, model.fc1):
+        removed = (get_mask(layer) == 0).reshape(layer.weight.shape[0], -1)
+        per_row = removed[0].numel()
+        assert removed.sum(dim=1).tolist() == [round(0.25 * per_row)] * layer.weight.shape[0]
+        weights = layer.weight.detach().abs().reshape(layer.weight.shape[0], -1)
+        for row, gone in zip(weights, removed):
+            assert row[gone].max() <= row[~gone].min()
+
+
+def test_row_scope_on_blocks_compares_the_blocks_of_a_block_row():
+    model = _prune(Prune(pattern="block", block=(8, 8), amount=0.5, scope="row", layers=("fc1",)))
+    kept_blocks = get_mask(model.fc1).reshape(16, 8, 32, 8)[:, 0, :, 0]  # fc1 is 128 x 256: one flag per 8x8 block
+    assert kept_blocks.sum(dim=1).tolist() == [16] * 16
+
+
+def test_row_scope_with_channels_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="scope row does not apply to pattern channel.*use scope layer or global"):
+        Prune(pattern="channel", scope="row")

@@ -63,6 +63,10 @@ class Task:
     latency_batches: tuple[int, ...] = (1, 256)
     ship: Callable[[Path, Path], None] | None = None  # (final artifact, run folder): write what it needs beside it
     labels: bool = True  # False: the targets are no labels (an encoder's), so stages that train on them are refused
+    # the outputs' dimension of class scores (logits): 1 for [batch, classes], -1 for a language model's
+    # [batch, tokens, vocabulary]; None: the outputs are no class scores (an embedding), so distillation
+    # matches them by cosine, not by KL divergence
+    class_dim: int | None = 1
 
     def scored_on(self, loader: Iterable[Batch]) -> "Task":
         """The same task with `loader` as the data its scores are computed on (e.g. validation data)."""

@@ -54,7 +54,7 @@ def train_epochs(
                 if teacher is not None and distill_weight > 0:
                     with torch.no_grad():
                         teacher_outputs = call_model(teacher, inputs)
-                    soft = distillation_loss(outputs, teacher_outputs, temperature)
+                    soft = distillation_loss(outputs, teacher_outputs, temperature, 1 if task.class_dim is None else task.class_dim)
                     loss = (1 - distill_weight) * loss + distill_weight * soft
                 if not torch.isfinite(loss):
                     if isinstance(inputs, torch.Tensor) and not torch.isfinite(inputs).all():  # the data, not the lr

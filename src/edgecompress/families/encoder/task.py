@@ -69,6 +69,7 @@ def sentence_encoder_task(encoder: LoadedEncoder, seed: int = 0, n_eval: int = E
         latency_batches=(1, BATCH_SIZE),
         ship=ship,
         labels=False,
+        class_dim=None,  # an embedding: distilled by cosine
     )
 
 

@@ -94,6 +94,7 @@ def language_model_task(decoder: LoadedDecoder, seed: int = 0, window: int = WIN
         latency_inputs=latency_inputs,
         latency_batches=(1,),
         ship=ship,
+        class_dim=-1,  # logits are [batch, tokens, vocabulary]
     )
 
 

@@ -30,8 +30,9 @@ from torch import nn
 from edgecompress.core.errors import UserError
 from edgecompress.core.progress import progress_bar
 from edgecompress.core.tasks.inputs import call_model
+from edgecompress.core.train.distill import distillation_loss
 
-LOSSES = ("cosine", "mse")
+LOSSES = ("cosine", "mse", "kl")
 WARMUP = 0.06  # share of the run spent ramping the learning rate up from zero
 LOSS_WINDOW = 10  # first_loss / last_loss average this many steps: one batch alone is noisy
 
@@ -63,6 +64,7 @@ def distill(
     seed: int = 0,
     dropout: bool = False,
     description: str = "distill",
+    class_dim: int = -1,
 ) -> DistillReport:
     """Train `student` (in place) to reproduce `teacher`'s outputs (e.g. a sentence's embedding) on `feeds`.
 
@@ -75,6 +77,9 @@ def distill(
 
     `loss`: "cosine" (1 - cosine to the teacher's embedding) or "mse" (squared distance per dimension).
     Both embeddings have unit length, so the two differ by a constant factor, which AdamW all but ignores.
+    "kl": for outputs that are class scores (a language model's next-token logits, `class_dim` their
+    vocabulary axis), KL(teacher || student) of the softmax, the mean per prediction: the loss MobileLLM and
+    Minitron recover pruned and low-bit language models with.
 
     `dropout=False` (default) trains with dropout off: the student is to reproduce the teacher's
     deterministic output, and there are no labels to overfit; dropout only adds noise to what it matches
@@ -84,7 +89,7 @@ def distill(
     """
     _check(feeds, seconds, epochs, lr, loss)
     start = time.perf_counter()
-    batches = length_grouped(feeds) if _token_batches(feeds) else [torch.as_tensor(feed) for feed in feeds]
+    batches = length_grouped(feeds) if _token_batches(feeds) else [feed if isinstance(feed, Mapping) else torch.as_tensor(feed) for feed in feeds]
     total = epochs * len(batches)
     targets: dict[int, torch.Tensor] = {}
     losses: list[float] = []
@@ -117,7 +122,7 @@ def distill(
                 progress = max((step + 1) / total, (elapsed + longest_step) / seconds if seconds else 0.0)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * _schedule(min(progress, 1.0))
-                value = _loss(call_model(student, batch), targets[index], loss)
+                value = _loss(call_model(student, batch), targets[index], loss, class_dim)
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -140,7 +145,9 @@ def distill(
 
 
 def _token_batches(feeds: Feeds) -> bool:
-    return all(isinstance(feed, Mapping) and "attention_mask" in feed and "input_ids" in feed for feed in feeds)
+    """Sentences as (ids, mask) alone: re-batched by length. Other named inputs (a language model's cache)
+    are passed as they are."""
+    return all(isinstance(feed, Mapping) and set(feed) == {"attention_mask", "input_ids"} for feed in feeds)
 
 
 def length_grouped(feeds: Feeds) -> list[dict[str, torch.Tensor]]:
@@ -190,7 +197,9 @@ def _schedule(progress: float) -> float:
     return max(0.0, (1.0 - progress) / (1.0 - WARMUP))
 
 
-def _loss(student: torch.Tensor, teacher: torch.Tensor, kind: str) -> torch.Tensor:
+def _loss(student: torch.Tensor, teacher: torch.Tensor, kind: str, class_dim: int) -> torch.Tensor:
+    if kind == "kl":
+        return distillation_loss(student, teacher, 1.0, class_dim)
     if kind == "cosine":
         return 1.0 - F.cosine_similarity(student, teacher, dim=1).mean()
     return F.mse_loss(student, teacher)

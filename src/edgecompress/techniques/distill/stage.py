@@ -24,10 +24,11 @@ def distill_stage(config: Distill, state: ModelState, ctx: StageContext) -> Mode
     for parameter in frozen:
         parameter.requires_grad_(False)
     inputs = [batch[0] for batch in FiniteBatches(task.train_loader, "distill")]
+    loss = config.loss or ("cosine" if task.class_dim is None else "kl")
     try:
         report = distill(
-            student, ctx.teacher, inputs, seconds=config.seconds, epochs=config.epochs, lr=config.lr, loss=config.loss,
-            seed=ctx.seed, dropout=config.dropout, description=ctx.label,
+            student, ctx.teacher, inputs, seconds=config.seconds, epochs=config.epochs, lr=config.lr, loss=loss,
+            seed=ctx.seed, dropout=config.dropout, description=ctx.label, class_dim=-1 if task.class_dim is None else task.class_dim,
         )
     finally:
         for parameter, was in trainable.items():

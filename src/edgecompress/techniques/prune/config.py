@@ -37,7 +37,8 @@ class Prune(StageConfig):
       `fn(name, module) -> scores`, or `OwnMasks(file=...)` (masks as given);
     - pattern: `Channels(round_to=None)` (default; physically removed with Torch-Pruning), `Unstructured()`,
       `Blocks(rows, cols)`, `NM(n, m)` (keep n of every m consecutive weights);
-    - scope: layer (each layer loses `amount`) or global (`amount` of all selected weights/groups);
+    - scope: layer (each layer loses `amount`), global (`amount` of all selected weights/groups) or row (each
+      output row loses `amount`, as Wanda compares weights in language models);
     - schedule: oneshot, iterative (`steps` rounds of prune then fine-tune `epochs`), gradual (Zhu & Gupta's
       cubic schedule, `steps` mask updates during `epochs` of training).
     Masks stay on the model, so later fine-tuning keeps pruned weights at zero. Combinations that make no
@@ -51,7 +52,7 @@ class Prune(StageConfig):
     pattern: AnyPattern = Field(default_factory=Channels)
     criterion: AnyCriterion = Field(default_factory=Magnitude)
     amount: float = Field(0.5, ge=0.0, lt=1.0, description="fraction removed (sparsity)")
-    scope: Literal["layer", "global"] = "layer"
+    scope: Literal["layer", "global", "row"] = "layer"
     schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
     steps: int = Field(4, ge=1, le=1000, description="iterative rounds, or gradual mask updates")
     epochs: int = Field(8, ge=1, le=10_000, description="training epochs per iterative round, or in all for gradual")

@@ -91,6 +91,8 @@ class Channels(PatternConfig):
         problems = super().problems(prune)
         if not prune.criterion.scores_channels:
             problems.append(f"criterion {prune.criterion.kind} does not apply to pattern channel; use magnitude, taylor or random")
+        if prune.scope == "row":
+            problems.append("scope row does not apply to pattern channel (it removes whole rows); use scope layer or global")
         if self.round_to is not None and prune.scope == "global":
             problems.append("round_to only applies to pattern channel with scope layer")
         return problems
