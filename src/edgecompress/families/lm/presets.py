@@ -2,8 +2,8 @@
 
 - int8: dynamic int8 MatMuls (ONNX Runtime's MatMulInteger, activations quantized per call) with the token
   table in 8 bits per row block: about 4x smaller, exact on every CPU class by the int8 target's format.
-- int4: weight-only 4-bit blocks of 32 (ONNX Runtime's MatMulNBits, the format ONNX Runtime GenAI ships)
-  with a 4-bit token table: about 6-7x smaller.
+- int4: weight-only 4-bit blocks of 32 (ONNX Runtime's MatMulNBits, the format ONNX Runtime GenAI ships),
+  rounded by GPTQ on calibration windows, with a 4-bit token table: about 5.5x smaller.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edgecompress.techniques.stage import StageConfig
 
 ROUTES: dict[str, tuple[StageConfig, ...]] = {
     "int8": (QuantizeDynamic(embedding_bits=8, embedding_block_size=128),),
-    "int4": (QuantizeInt4(block_size=32, embedding_bits=4, embedding_block_size=32),),
+    "int4": (QuantizeInt4(block_size=32, rounding="gptq", embedding_bits=4, embedding_block_size=32),),
 }
 
 

@@ -133,15 +133,21 @@ class CastFp16(Quantize):
 
 class QuantizeInt4(Quantize):
     """Weight-only 4-bit in blocks of `block_size` weights per scale (ONNX Runtime's MatMulNBits); Linear layers
-    only. `embedding_bits` also stores large embedding tables (Gather) in 4 or 8 bits, in blocks of a row. After
-    `block_qat` with the same sizes the stored weights are exactly the trained ones.
+    only. `rounding` gptq re-rounds the weights on the same grid with GPTQ over the first `calibration_batches`
+    training inputs (`quantize/onnx_gptq.py`). `accuracy_level` is the kernel's compute type: 0 (float32) or 4
+    (activations quantized to int8 per block). `embedding_bits` also stores large embedding tables (Gather) in
+    4 or 8 bits, in blocks of a row. After `block_qat` with the same sizes the stored weights are exactly the
+    trained ones.
 
-    >>> QuantizeInt4(block_size=128).block_size
-    128
+    >>> QuantizeInt4(block_size=128, rounding="gptq").rounding
+    'gptq'
     """
 
     mode: Literal["int4"] = "int4"
     block_size: PowerOfTwo = Field(32, ge=16, le=4096, description="weights per scale, a power of two")
+    rounding: Literal["nearest", "gptq"] = Field("nearest", description="how weights are rounded onto the 4-bit grid")
+    calibration_batches: int = Field(8, ge=1, le=100_000, description="training batches GPTQ's Hessians are taken over")
+    accuracy_level: Literal[0, 4] = Field(4, description="MatMulNBits compute: 0 float32, 4 int8 activations")
     embedding_bits: Optional[Literal[4, 8]] = Field(None, description="store large embedding tables in this many bits")
     embedding_block_size: PowerOfTwo = Field(64, ge=16, le=65536, description="table values per scale, a power of two")
 

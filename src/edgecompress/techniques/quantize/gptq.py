@@ -19,11 +19,15 @@ BLOCK = 128  # columns updated lazily together (the paper's block size)
 DAMPING = 0.01  # fraction of the mean Hessian diagonal added for a stable inverse
 
 
-def gptq_round(weight: torch.Tensor, hessian: torch.Tensor, scale: torch.Tensor, qmax: int, qmin: int | None = None) -> torch.Tensor:
-    """Integers for `weight` (out_features x in_features) on the grid `scale` (one per output row).
+def gptq_round(
+    weight: torch.Tensor, hessian: torch.Tensor, scale: torch.Tensor, qmax: int, qmin: int | None = None, offset: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Integers for `weight` (out_features x in_features) on the grid `scale` (one per output row, or one per
+    weight: a block grid's).
 
     `hessian` is X^T X over calibration inputs X (tokens x in_features). Returns integers in
-    [qmin, qmax] (default symmetric: -qmax) as int64; `weight ~= integers * scale`.
+    [qmin, qmax] (default symmetric: -qmax) as int64; `weight ~= integers * scale`, or with `offset` (a zero
+    point per weight, stored integers being unsigned) `weight ~= (integers - offset) * scale`.
 
     >>> w = torch.randn(4, 16, dtype=torch.float64); x = torch.randn(64, 16, dtype=torch.float64)
     >>> q = gptq_round(w, x.T @ x, w.abs().amax(1, keepdim=True) / 7, 7)
@@ -32,23 +36,28 @@ def gptq_round(weight: torch.Tensor, hessian: torch.Tensor, scale: torch.Tensor,
     """
     qmin = -qmax if qmin is None else qmin
     w = weight.detach().to(torch.float64).clone()
-    scale = scale.detach().to(torch.float64).reshape(-1, 1)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scale = scale.detach().to(torch.float64)
+    # one scale per row, or one per weight (a block grid's scales repeated over their blocks); a scale may be
+    # negative (ONNX Runtime's symmetric 4-bit grid maps the largest |w| to -8), never zero
+    scale = scale.reshape(-1, 1).expand_as(w) if scale.numel() == w.shape[0] else scale.reshape(w.shape)
+    scale = torch.where(scale != 0, scale, torch.ones_like(scale))
     columns = w.shape[1]
     h = hessian.detach().to(torch.float64).clone()
     dead = torch.diag(h) == 0  # inputs never seen: their weights cannot matter, round them plainly
     h[dead, dead] = 1.0
     h += DAMPING * torch.mean(torch.diag(h)) * torch.eye(columns, dtype=h.dtype)
     upper = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    offset = torch.zeros_like(w) if offset is None else offset.to(torch.float64).reshape(w.shape)
     integers = torch.zeros_like(w)
     for start in range(0, columns, BLOCK):
         end = min(start + BLOCK, columns)
         block, errors = w[:, start:end].clone(), torch.zeros(w.shape[0], end - start, dtype=w.dtype)
         inverse = upper[start:end, start:end]
         for i in range(end - start):
-            q = torch.clamp(torch.round(block[:, i : i + 1] / scale), qmin, qmax)
+            column_scale, column_offset = scale[:, start + i : start + i + 1], offset[:, start + i : start + i + 1]
+            q = torch.clamp(torch.round(block[:, i : i + 1] / column_scale) + column_offset, qmin, qmax)
             integers[:, start + i] = q[:, 0]
-            error = (block[:, i : i + 1] - q * scale) / inverse[i, i]
+            error = (block[:, i : i + 1] - (q - column_offset) * column_scale) / inverse[i, i]
             block[:, i:] -= error @ inverse[i : i + 1, i:]
             errors[:, i] = error[:, 0]
         w[:, end:] -= errors @ upper[start:end, end:]

@@ -35,16 +35,27 @@ def cast_fp16(source: str | Path, target: str | Path) -> Path:
     return _save(converted, target)
 
 
-def quantize_int4_weights(source: str | Path, target: str | Path, block_size: int = 32, accuracy_level: int = 4) -> Path:
+def quantize_int4_weights(
+    source: str | Path, target: str | Path, block_size: int = 32, accuracy_level: int = 4, gptq_calibration: list | None = None
+) -> Path:
     """Write `source` with every MatMul/Gemm weight as symmetric int4 in blocks (MatMulNBits).
+
+    ONNX Runtime's quantizer picks each block's scale and rounds to nearest; with `gptq_calibration` (input
+    feeds) the integers are then re-rounded by GPTQ on the same grid (`onnx_gptq.py`). `accuracy_level` is
+    MatMulNBits' compute type: 0/1 dequantize to float32, 4 quantizes the activations to int8 per block.
 
     >>> quantize_int4_weights("mlp.onnx", "mlp.int4.onnx", block_size=32)  # doctest: +SKIP
     """
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    from edgecompress.techniques.quantize.onnx_gptq import gptq_matmul_nbits_weights, input_hessians, matmul_weights
+
     if block_size < 16 or block_size & (block_size - 1):
         raise UserError(f"quantize.block_size: must be a power of two >= 16, got {block_size}")
     model = gemm_to_matmul(onnx.load(str(source)))
+    if gptq_calibration is not None:  # read before the quantizer rewrites the graph in place
+        weights = matmul_weights(model)
+        hessians = input_hessians(model, sorted({activation for activation, _ in weights.values()}), gptq_calibration)
     try:
         with _quiet():
             quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True, accuracy_level=accuracy_level)
@@ -54,6 +65,8 @@ def quantize_int4_weights(source: str | Path, target: str | Path, block_size: in
     quantized = quantizer.model.model
     if not any(node.op_type == "MatMulNBits" for node in quantized.graph.node):
         raise UserError("quantize.mode: int4 applies to MatMul/Linear weights and this model has none; use static int8")
+    if gptq_calibration is not None:
+        gptq_matmul_nbits_weights(quantized, weights, hessians)
     return _save(quantized, target)
 
 

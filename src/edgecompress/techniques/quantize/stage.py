@@ -96,9 +96,13 @@ def _dynamic_calibration(config: QuantizeDynamic, state: ModelState, ctx: StageC
     """The first `calibration_batches` training inputs as feeds, when an option of the stage reads them."""
     if not (config.smooth_outliers or config.keep_worst or config.rounding == "gptq"):
         return None
-    task = ctx.require_task("quantize")
-    batches = FiniteBatches(task.train_loader, "quantize.calibration_batches")
-    return list(islice(input_feeds(batches, state.onnx_path), config.calibration_batches))
+    return _calibration_feeds(state, ctx, config.calibration_batches)
+
+
+def _calibration_feeds(state: ModelState, ctx: StageContext, limit: int) -> list:
+    """The first `limit` training inputs as the ONNX file's feeds."""
+    batches = FiniteBatches(ctx.require_task("quantize").train_loader, "quantize.calibration_batches")
+    return list(islice(input_feeds(batches, state.onnx_path), limit))
 
 
 def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> ModelState:
@@ -107,13 +111,15 @@ def cast_fp16_stage(config: CastFp16, state: ModelState, ctx: StageContext) -> M
 
 
 def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageContext) -> ModelState:
-    details: dict = {"block_size": config.block_size}
+    details: dict = {"block_size": config.block_size, "rounding": config.rounding, "accuracy_level": config.accuracy_level}
+    calibration = _calibration_feeds(state, ctx, config.calibration_batches) if config.rounding == "gptq" else None
     with scratch_dir() as work:
         source, _ = _untied(state.onnx_path, work, details)
+        settings = {"block_size": config.block_size, "accuracy_level": config.accuracy_level, "gptq_calibration": calibration}
         if config.embedding_bits is None:
-            quantize_int4_weights(source, ctx.artifact_path, block_size=config.block_size)
+            quantize_int4_weights(source, ctx.artifact_path, **settings)
         else:
-            quantize_int4_weights(source, work / "int4.onnx", block_size=config.block_size)
+            quantize_int4_weights(source, work / "int4.onnx", **settings)
             details["embedding_tables"] = _embedding_tables(work / "int4.onnx", ctx.artifact_path, config.embedding_bits, config.embedding_block_size)
             details["embedding_bits"] = config.embedding_bits
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, {"quantization": details})
