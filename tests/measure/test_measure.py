@@ -38,3 +38,14 @@ def test_latency_is_measured_per_artifact_and_batch(tmp_path):
     for latency in result.values():
         assert 0 < latency.p25_ms <= latency.median_ms <= latency.p75_ms
         assert latency.repeats >= 3
+
+
+def test_a_tied_weight_counts_once_as_parameters_and_as_non_zeros():
+    from torch import nn
+
+    from edgecompress.core.measure.params import count_nonzero_params, count_params
+
+    table, output = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+    output.weight = table.weight  # a language model's tied output layer
+    model = nn.Sequential(table, output)
+    assert count_params(model) == count_nonzero_params(model) == 40

@@ -63,6 +63,14 @@ def is_parametrization_internal(name: str) -> bool:
 
 
 def _effective_weights(model: nn.Module):
+    """Each weight once: a tied one (a language model's token table read again as its output layer) belongs to
+    two modules but is one tensor, as `parameters()` counts it."""
+    seen: set[tuple] = set()
     for name, module in model.named_modules():
         if not is_parametrization_internal(name):
-            yield from effective_parameters(module).values()
+            for tensor in effective_parameters(module).values():
+                key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()))
+                if tensor.numel() and key in seen:
+                    continue
+                seen.add(key)
+                yield tensor
