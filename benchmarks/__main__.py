@@ -16,7 +16,7 @@ import platform
 import re
 from pathlib import Path
 
-from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, minilm, pruning, quantization, targets, untrusted_files, user_model
+from benchmarks import alternatives, block_sparse, curves, demo_pipeline, fuzz, lm, minilm, pruning, quantization, targets, untrusted_files, user_model
 from edgecompress.runtime.environment import environment
 from edgecompress.storage.files import atomic_write_text
 
@@ -53,6 +53,7 @@ SECTIONS = {
     "untrusted": untrusted_files,  # untrusted files: property tests at 6x and crafted .ecz files
     "targets": targets,
     "user_model": user_model,  # issue 18: smaller dense models and pruning from scratch for a model defined outside
+    "lm": lm,  # issue 20: the built-in decoder, edgecompress's routes against ORT's quantizer and PyTorch's pruning
 }
 
 

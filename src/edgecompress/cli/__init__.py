@@ -524,7 +524,7 @@ GENERATION_CHARS = 40  # of each side-by-side continuation in the llm summary (g
 
 @app.command("llm")
 def llm_command(
-    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~4x smaller) or int4 (MatMulNBits blocks of 32, token table int4, ~6x smaller): the recipes examples/lm-ROUTE.yaml."),
+    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~3.4x smaller) or int4 (MatMulNBits blocks of 32 rounded by GPTQ, token table int4, ~5.5x smaller): the recipes examples/lm-ROUTE.yaml."),
     out: Path = typer.Option(Path("runs/llm"), "--out", help="Directory for the run (baseline.onnx, final.onnx, metrics.json, report) and artifact/ (model.onnx + tokenizer, for generate)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A Hugging Face decoder directory (Llama, Qwen2, GPT-2 style; safetensors); default: the built-in stdlib-coder, trained once per machine (~10 min)."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (training windows, calibration)."),
