@@ -158,17 +158,12 @@ def _torch_prune(model):
     from torch.nn.utils import prune
 
     pruned = copy.deepcopy(model)
-    output = pruned.get_output_embeddings() if hasattr(pruned, "get_output_embeddings") else None
+    table = next(m.weight for m in pruned.modules() if isinstance(m, torch.nn.Embedding))
     for module in pruned.modules():
-        if isinstance(module, torch.nn.Linear) and module is not output and module.weight is not _tied(pruned):
+        if isinstance(module, torch.nn.Linear) and module.weight is not table:  # the tied output layer is the table
             prune.l1_unstructured(module, "weight", amount=0.5)
             prune.remove(module, "weight")
     return pruned
-
-
-def _tied(model):
-    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-    return embeddings[0].weight if embeddings else None
 
 
 def _ort_default(bits: int):

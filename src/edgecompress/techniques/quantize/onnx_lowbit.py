@@ -36,9 +36,10 @@ def cast_fp16(source: str | Path, target: str | Path) -> Path:
 
 
 def quantize_int4_weights(
-    source: str | Path, target: str | Path, block_size: int = 32, accuracy_level: int = 4, gptq_calibration: list | None = None
+    source: str | Path | onnx.ModelProto, target: str | Path, block_size: int = 32, accuracy_level: int = 4, gptq_calibration: list | None = None
 ) -> Path:
-    """Write `source` with every MatMul/Gemm weight as symmetric int4 in blocks (MatMulNBits).
+    """Write `source` (a file, or a graph already loaded, which is rewritten in place) with every MatMul/Gemm
+    weight as symmetric int4 in blocks (MatMulNBits).
 
     ONNX Runtime's quantizer picks each block's scale and rounds to nearest; with `gptq_calibration` (input
     feeds) the integers are then re-rounded by GPTQ on the same grid (`onnx_gptq.py`). `accuracy_level` is
@@ -52,7 +53,7 @@ def quantize_int4_weights(
 
     if block_size < 16 or block_size & (block_size - 1):
         raise UserError(f"quantize.block_size: must be a power of two >= 16, got {block_size}")
-    model = gemm_to_matmul(onnx.load(str(source)))
+    model = gemm_to_matmul(source if isinstance(source, onnx.ModelProto) else onnx.load(str(source)))
     if gptq_calibration is not None:  # read before the quantizer rewrites the graph in place
         weights = matmul_weights(model)
         hessians = input_hessians(model, sorted({activation for activation, _ in weights.values()}), gptq_calibration)

@@ -114,12 +114,12 @@ def quantize_int4_stage(config: QuantizeInt4, state: ModelState, ctx: StageConte
     details: dict = {"block_size": config.block_size, "rounding": config.rounding, "accuracy_level": config.accuracy_level}
     calibration = _calibration_feeds(state, ctx, config.calibration_batches) if config.rounding == "gptq" else None
     with scratch_dir() as work:
-        source, _ = _untied(state.onnx_path, work, details)
+        _, graph = _untied(state.onnx_path, work, details)  # the graph as loaded: not read from disk again
         settings = {"block_size": config.block_size, "accuracy_level": config.accuracy_level, "gptq_calibration": calibration}
         if config.embedding_bits is None:
-            quantize_int4_weights(source, ctx.artifact_path, **settings)
+            quantize_int4_weights(graph, ctx.artifact_path, **settings)
         else:
-            quantize_int4_weights(source, work / "int4.onnx", **settings)
+            quantize_int4_weights(graph, work / "int4.onnx", **settings)
             details["embedding_tables"] = _embedding_tables(work / "int4.onnx", ctx.artifact_path, config.embedding_bits, config.embedding_block_size)
             details["embedding_bits"] = config.embedding_bits
     return ModelState(None, ctx.artifact_path, state.params, state.nonzero_params, state.macs, {"quantization": details})
