@@ -39,8 +39,11 @@ emulators: install
 	@command -v qemu-x86_64 >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-user; }
 	PIP="$(VENV)/bin/pip" bash tools/emulation/setup-arm64.sh "$(EMULATION_DIR)/arm64"
 
+# Two pytest-xdist workers, one torch thread each (tests/conftest.py); tests sharing a costly fixture run on one
+# worker, the longest first (tests/work_units.py). `make test PYTEST_JOBS=0` runs in one process.
+PYTEST_JOBS ?= 2
 test: install chromium emulators lint
-	EDGECOMPRESS_EMULATION_DIR="$(EMULATION_DIR)" $(PY) -m pytest -q
+	EDGECOMPRESS_EMULATION_DIR="$(EMULATION_DIR)" $(PY) -m pytest -q $(if $(filter-out 0,$(PYTEST_JOBS)),-n $(PYTEST_JOBS) --dist loadgroup)
 
 # pyflakes and import order (pyproject.toml [tool.ruff]); run by `make test`, so CI runs it
 lint: install

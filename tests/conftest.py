@@ -1,17 +1,35 @@
-"""Shared fixtures: one real demo run per test session (about 15 s), and small trained models."""
+"""Shared fixtures: one real demo run per test session (about 15 s), and small trained models.
+
+The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`), so each test process uses one
+torch thread, and so do the command-line runs the tests start (they inherit OMP_NUM_THREADS). Two workers with
+two threads each on 2 cores spend most of their time waiting for each other's threads (3 digits epochs: 4 s on
+one thread, 14-45 s on two beside another busy process); one thread also gives every run of the suite the same
+float sums whatever the machine's core count (docs: DEVELOPERS.md).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 
-import pytest
-import torch
+os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported; inherited by every subprocess a test starts
+os.environ["MKL_NUM_THREADS"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from edgecompress.core.models import DigitsCNN, DigitsMLP
 from edgecompress.core.seeding import seed_everything
 from edgecompress.core.tasks.digits import digits_task
 from edgecompress.core.train import train_epochs
 from edgecompress.orchestration.demo import run_demo
+from tests.work_units import assign_units, pytest_configure_node, pytest_unconfigure, pytest_xdist_make_scheduler  # noqa: F401
+
+torch.set_num_threads(1)  # in case a plugin imported torch before this file
+
+
+def pytest_collection_modifyitems(config, items):
+    assign_units(config, items)  # which tests share a worker under `make test` (tests/work_units.py)
 
 
 @pytest.fixture(scope="session")

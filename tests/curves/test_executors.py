@@ -11,7 +11,8 @@ def _trial(shared: dict, trial: int) -> tuple[int, int, int, int]:
     return trial + shared["offset"], torch.get_num_threads(), os.getpid(), id(shared)
 
 
-def test_worker_processes_run_every_trial_on_one_thread_with_the_shared_data_sent_once():
+def test_worker_processes_run_every_trial_on_one_thread_with_the_shared_data_sent_once(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the suite's 1 (tests/conftest.py) would hide a worker left on more
     with ProcessExecutor(2).open({"offset": 100}) as runner:
         results = dict(runner.run(_trial, range(6)))
     assert {t: r[0] for t, r in results.items()} == {t: t + 100 for t in range(6)}
@@ -24,9 +25,13 @@ def test_worker_processes_run_every_trial_on_one_thread_with_the_shared_data_sen
 
 def test_in_process_trials_use_one_thread_and_give_it_back():
     threads = torch.get_num_threads()
-    with LocalExecutor().open({"offset": 1}) as runner:
-        assert [(t, r[:2]) for t, r in runner.run(_trial, [1, 2])] == [(1, (2, 1)), (2, (3, 1))]
-    assert torch.get_num_threads() == threads
+    torch.set_num_threads(2)  # not the suite's 1 (tests/conftest.py): giving 1 back would prove nothing
+    try:
+        with LocalExecutor().open({"offset": 1}) as runner:
+            assert [(t, r[:2]) for t, r in runner.run(_trial, [1, 2])] == [(1, (2, 1)), (2, (3, 1))]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_data_that_cannot_reach_workers_is_one_clear_line():

@@ -30,8 +30,8 @@ def plot_weight_histograms(before: nn.Module, after: nn.Module, path: str | Path
             span = float(max(np.abs(after_w).max(), np.abs(before_w).max() if before_w is not None else 0)) or 1.0
             bins = np.linspace(-span, span, 121)
             if before_w is not None:
-                ax.hist(before_w, bins=bins, color="#bbbbbb", label="before")
-            ax.hist(nonzero, bins=bins, color="#1f77b4", alpha=0.8, label="after (non-zero)")
+                ax.hist(before_w, bins=bins, color="#bbbbbb", label="before", histtype="stepfilled")
+            ax.hist(nonzero, bins=bins, color="#1f77b4", alpha=0.8, label="after (non-zero)", histtype="stepfilled")
             zeros = 1.0 - nonzero.size / after_w.size
             ax.set_title(f"{name}: {after_w.size:,} weights, {zeros:.0%} zero", fontsize=9)
             ax.set_yscale("log")
