@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edgecompress.core.errors import UserError
-from edgecompress.families.encoder import route_stages, sentence_encoder_task
+from edgecompress.families.encoder import route_stages
 from edgecompress.families.encoder.artifact import embed, embed_feeds
 from edgecompress.families.encoder.batches import token_batches
 from edgecompress.families.encoder.corpus import docstring_corpus
@@ -16,32 +16,30 @@ from edgecompress.orchestration.pipeline.run import compress
 
 
 @pytest.fixture(scope="module")
-def minilm_int8(minilm, tmp_path_factory):
-    out = tmp_path_factory.mktemp("minilm-int8")
-    return compress(minilm.model, sentence_encoder_task(minilm), route_stages("int8"), out), out
+def tiny_int8(tiny_encoder, tiny_encoder_task, tmp_path_factory):
+    """The int8 route on the tiny BERT. all-MiniLM-L6-v2's own numbers (23.8 MB, cosine 0.998, overlap@10 0.936,
+    exact on every CPU class) are README claims: `make bench-quick` (CI, after the tests) re-measures them on
+    the same route."""
+    out = tmp_path_factory.mktemp("tiny-int8")
+    return compress(tiny_encoder.model, tiny_encoder_task, route_stages("int8"), out), out
 
 
-def test_minilm_int8_meets_the_acceptance_targets(minilm_int8):
-    """Issue #7: <= 24 MB, mean cosine >= 0.995, overlap@10 >= 0.93 (ORT's own: 0.9927 / 0.891 / 23.4 MB).
-    Issue #17: the same file as the route gave before it became a recipe (23,786,515 bytes on every CPU class,
-    cosine 0.998264 within 1e-4)."""
-    result, out = minilm_int8
+def test_int8_route_shrinks_the_encoder_and_its_int8_is_exact(tiny_int8):
+    result, _ = tiny_int8
     final = result.final
-    assert final.artifact_bytes <= 24_000_000
-    assert abs(final.artifact_bytes - 23_786_515) <= 0.01 * 23_786_515
-    assert final.details["fidelity"]["cosine_mean"] == pytest.approx(0.998264, abs=1e-4)
-    assert final.details["fidelity"]["overlap_at_10"] >= 0.93
-    assert result.baseline.artifact_bytes / final.artifact_bytes > 3.7
+    assert result.baseline.artifact_bytes / final.artifact_bytes > 3.3  # 4 bytes to 1, less the scales
+    assert final.details["fidelity"]["cosine_mean"] > 0.99
     assert final.details["int8"]["exactness"]["exact"]
+    assert final.details["quantization"]["rounding"] == "gptq"
 
 
-def test_metrics_are_measured_on_the_shipped_files(minilm_int8, minilm):
-    result, out = minilm_int8
+def test_metrics_are_measured_on_the_shipped_files(tiny_int8, tiny_encoder, tiny_encoder_task):
+    result, out = tiny_int8
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("baseline", "final"):
         assert metrics[key]["artifact_bytes"] == (out / metrics[key]["artifact"]).stat().st_size
-    eval_sentences = docstring_corpus(n_eval=2000, n_train=6000, seed=0).eval
-    feeds = token_batches(minilm.tokenizer, eval_sentences, 32, minilm.max_length)
+    eval_sentences = docstring_corpus(n_eval=256, n_train=512, seed=0).eval  # the fixture task's held-out sentences
+    feeds = token_batches(tiny_encoder.tokenizer, eval_sentences, 32, tiny_encoder.max_length)
     reference = torch.from_numpy(embed_feeds(out / "baseline.onnx", feeds))
     shipped = torch.from_numpy(embed(out / "artifact", eval_sentences))
     assert (out / "artifact/model.onnx").read_bytes() == (out / "final.onnx").read_bytes()
@@ -66,10 +64,10 @@ def test_int8_recipe_on_a_users_encoder_directory(tiny_model_dir, tmp_path):
     assert result.final.details["quantization"]["rounding"] == "gptq"
 
 
-def test_same_seed_gives_byte_identical_artifacts(tiny_encoder, tiny_encoder_task, tmp_path):
-    first = compress(tiny_encoder.model, tiny_encoder_task, route_stages("int8"), tmp_path / "a")
+def test_same_seed_gives_byte_identical_artifacts(tiny_int8, tiny_encoder, tiny_encoder_task, tmp_path):
+    first, first_out = tiny_int8
     second = compress(tiny_encoder.model, tiny_encoder_task, route_stages("int8"), tmp_path / "b")
-    assert (tmp_path / "a/final.onnx").read_bytes() == (tmp_path / "b/final.onnx").read_bytes()
+    assert (first_out / "final.onnx").read_bytes() == (tmp_path / "b/final.onnx").read_bytes()
     assert first.final.details["fidelity"] == second.final.details["fidelity"]
 
 
