@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import LogFormatter
 from torch import nn
 
 from edgecompress.core.measure.params import effective_parameters
@@ -35,9 +36,12 @@ def plot_weight_histograms(before: nn.Module, after: nn.Module, path: str | Path
             zeros = 1.0 - nonzero.size / after_w.size
             ax.set_title(f"{name}: {after_w.size:,} weights, {zeros:.0%} zero", fontsize=9)
             ax.set_yscale("log")
+            # plain numbers ("100", "20") instead of mathtext powers of ten: the same ticks, half the figure's CPU
+            ax.yaxis.set_major_formatter(LogFormatter())
+            ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
             ax.set_xlabel("weight value (float)", fontsize=8)
             ax.set_ylabel("weights per bin (log scale)", fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize=7, which="both")
             ax.legend(fontsize=7)
         fig.suptitle("weights before and after compression (float, before int8 quantization)", fontsize=10)
     return Path(path)
