@@ -28,7 +28,7 @@ SHARED_FIXTURES = ("demo_run",)  # session fixtures worth one worker: every test
 # the longest units, longest first (a serial run's --durations on the 2-core x86-avx2 machine, 2026-12)
 FIRST = (
     "demo_run",  # the demo (40 + 24 + 16 epochs), its two kill -9 / --resume runs, the emulated CPUs
-    "tests/encoders/test_compress_int8.py",  # MiniLM's int8 route (module fixture), re-embedded from the files
+    "tests/encoders/test_compress_int8.py",  # the int8 route on a tiny BERT (module fixture), run twice
     "tests/test_readme.py::test_readme_python_example_runs",  # 40 + 24 epochs
     "tests/robustness/test_output_dirs.py",
     "tests/robustness/test_determinism.py::test_two_runs_are_identical",

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import onnx
 import pytest
-import yaml
 from safetensors import safe_open
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.yaml"
-# the demo's recipe with fewer epochs: the same four stages and checkpoints, a fifth of the training
-SHORT_EPOCHS = {"train": 8, "finetune": 4, "qat": 3}
 VOLATILE = {"latency_ms", "latency_iqr_ms", "seconds"}
 
 
@@ -50,36 +47,12 @@ def _assert_every_file_is_complete(out: Path) -> None:
             assert path.read_text().rstrip().endswith("</html>")
 
 
-@pytest.fixture(scope="module")
-def short_recipe(tmp_path_factory):
-    recipe = yaml.safe_load(EXAMPLE.read_text())
-    recipe["train"]["epochs"] = SHORT_EPOCHS["train"]
-    for stage in recipe["stages"]:
-        if stage["stage"] in SHORT_EPOCHS:
-            stage["epochs"] = SHORT_EPOCHS[stage["stage"]]
-    path = tmp_path_factory.mktemp("recipe") / "digits-short.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
-def _run_command(recipe: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "edgecompress.cli", "run", str(recipe), "--out", str(out)]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(short_recipe, tmp_path_factory):
-    """metrics.json of the short recipe run once without interruption, by the same command line."""
-    out = tmp_path_factory.mktemp("uninterrupted") / "run"
-    done = subprocess.run(_run_command(short_recipe, out), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads((out / "metrics.json").read_text())
-
-
 # Killed on events the run itself writes (not after a number of seconds): during training, and mid-stages.
 @pytest.mark.parametrize("kill_at", ["checkpoints/00-trained.json", "checkpoints/02-finetune.json"])
-def test_kill_9_then_resume_gives_the_uninterrupted_result(kill_at, short_recipe, uninterrupted, tmp_path):
+def test_kill_9_then_resume_gives_the_uninterrupted_result(kill_at, demo_run, tmp_path):
+    _, uninterrupted = demo_run  # the demo is this very recipe, run without interruption
     out = tmp_path / "run"
-    command = _run_command(short_recipe, out)
+    command = [sys.executable, "-m", "edgecompress.cli", "run", str(EXAMPLE), "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600  # guards a hang only
     while not (out / kill_at).exists():
