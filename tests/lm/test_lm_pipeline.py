@@ -34,6 +34,10 @@ def test_int8_route_shrinks_the_decoder_and_keeps_its_predictions(llama_int8):
     assert base["agreement"] == {**base["agreement"], "top1": 1.0, "kl_mean": 0.0}
     assert final["int8"]["exactness"]["exact"]
     assert set(final["latency_ms"]) == {"batch_1"}
+    context = json.loads((out / "artifact/lm.json").read_text())["context"]
+    for measured in (base, final):  # the prompt step, timed on each file in the same run
+        first = measured["time_to_first_token"]
+        assert first["prompt_tokens"] == min(128, context) and 0 < first["p25_ms"] <= first["median_ms"] <= first["p75_ms"]
     assert (out / "artifact/model.onnx").read_bytes() == (out / "final.onnx").read_bytes()
     assert {"model.onnx", "lm.json", "tokenizer.json"} <= {p.name for p in (out / "artifact").iterdir()}
 

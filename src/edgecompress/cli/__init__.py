@@ -537,7 +537,8 @@ def llm_command(
     A shortcut for `edgecompress run examples/lm-ROUTE.yaml` (with model: set to --model-dir): the same stages
     on the same pipeline. Perplexity and next-token agreement with the original (top-1, KL) are computed on
     held-out standard-library source files by running the shipped ONNX file (with its key/value cache) in ONNX
-    Runtime; latency is one decoding step at batch 1 with 127 cached tokens. Run the result with
+    Runtime; latency is one decoding step at batch 1 with 127 cached tokens, and the time to first token is the
+    step over a 128-token prompt (metrics.json: time_to_first_token). Run the result with
     `edgecompress generate OUT/artifact "prompt"`.
     """
     from edgecompress.families.lm.builtin import BUILTIN_LM
@@ -556,8 +557,10 @@ def llm_command(
     _print_run_summary(result)
     agreement = result.final.details["agreement"]
     decode_ms = result.final.latency[1].median_ms
+    first = result.final.details["time_to_first_token"]
     _print_line(f"{route}: perplexity {result.final.score:.2f} (original {result.baseline.score:.2f}), top-1 agreement "
-                f"{agreement['top1']:.3f}, KL {agreement['kl_mean']:.4f}, decode {1000 / decode_ms:,.0f} tokens/s   "
+                f"{agreement['top1']:.3f}, KL {agreement['kl_mean']:.4f}, decode {1000 / decode_ms:,.0f} tokens/s, "
+                f"first token {first['median_ms']:.1f} ms after {first['prompt_tokens']} prompt tokens   "
                 f"artifact for generate: {out / ARTIFACT_DIR}")
     for row in json.loads((out / GENERATIONS_FILE).read_text(encoding="utf-8")):
         texts = "   ".join(f"{name}: {row[name][:GENERATION_CHARS]!r}" for name in ("original", "compressed") if name in row)

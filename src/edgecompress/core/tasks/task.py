@@ -61,7 +61,9 @@ class Task:
     export: Callable[[nn.Module, Path], Path] | None = None  # default: torch.onnx with a dynamic batch axis
     latency_inputs: Callable[[int], Inputs] | None = None  # batch size -> inputs; default: random normal
     latency_batches: tuple[int, ...] = (1, 256)
-    ship: Callable[[Path, Path], None] | None = None  # (final artifact, run folder): write what it needs beside it
+    # (final artifact, run folder): write what it needs beside it; it may return more numbers for metrics.json,
+    # {"baseline": {...}, "final": {...}}, measured on the files (a decoder's time to first token)
+    ship: Callable[[Path, Path], dict[str, dict] | None] | None = None
     labels: bool = True  # False: the targets are no labels (an encoder's), so stages that train on them are refused
     # the outputs' dimension of class scores (logits): 1 for [batch, classes], -1 for a language model's
     # [batch, tokens, vocabulary]; None: the outputs are no class scores (an embedding), so distillation

@@ -7,7 +7,8 @@
   agreement with the uncompressed model beside it (top-1 match rate and mean KL divergence, `agreement.py`);
 - inputs: `input_ids`, `attention_mask` and an empty key/value cache, the signature of the exported file
   (`export.py`), so the artifact that ships is the one scored;
-- latency: one decoding step at batch 1 with `LATENCY_PAST` cached tokens (its inverse is decode tokens/s);
+- latency: one decoding step at batch 1 with `LATENCY_PAST` cached tokens (its inverse is decode tokens/s),
+  and the time to first token: the step over a held-out prompt of `window` tokens with an empty cache;
 - shipping: the tokenizer and `lm.json` beside the final model in `artifact/`, so `edgecompress generate` runs it,
   and `generations.json`: fixed prompts continued greedily by the original and the compressed file, side by side.
 """
@@ -18,6 +19,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -77,11 +79,12 @@ def language_model_task(decoder: LoadedDecoder, seed: int = 0, window: int = WIN
         return {INPUT_IDS: torch.full((batch, 1), tokenizer.eos_token_id, dtype=torch.int64),
                 ATTENTION_MASK: torch.ones(batch, LATENCY_PAST + 1, dtype=torch.int64), **past}
 
-    def ship(final_onnx: Path, run_dir: Path) -> None:
+    def ship(final_onnx: Path, run_dir: Path) -> dict[str, dict]:
         folder = save_artifact(final_onnx, tokenizer, cache, decoder.context, run_dir / ARTIFACT_DIR)
         models = {"original": run_dir / BASELINE_FILE, "compressed": final_onnx}
         rows = side_by_side({name: path for name, path in models.items() if path.is_file()}, open_artifact(folder))
         atomic_write_text(run_dir / GENERATIONS_FILE, json.dumps(rows, indent=2) + "\n")
+        return time_to_first_token({"baseline": run_dir / BASELINE_FILE, "final": final_onnx}, held_out[0, :window], cache)
 
     return Task(
         name=TASK_NAME,
@@ -96,6 +99,20 @@ def language_model_task(decoder: LoadedDecoder, seed: int = 0, window: int = WIN
         ship=ship,
         class_dim=-1,  # logits are [batch, tokens, vocabulary]
     )
+
+
+def time_to_first_token(files: dict[str, Path], prompt: torch.Tensor, cache) -> dict[str, dict]:
+    """The prompt step at batch 1 with an empty cache (what a user waits for before the first new token), for
+    each file, timed interleaved in ONNX Runtime on one thread as every latency is: {name: {"time_to_first_token": ...}}."""
+    from edgecompress.runtime.latency import measure_feed_latencies
+
+    feed = {INPUT_IDS: prompt[None].numpy(), ATTENTION_MASK: np.ones((1, len(prompt)), dtype=np.int64),
+            **{name: value.numpy() for name, value in cache.empty(1, 0).items()}}
+    names = [name for name, path in files.items() if path.is_file()]
+    timed = measure_feed_latencies([files[name] for name in names], {1: feed})
+    return {name: {"time_to_first_token": {"prompt_tokens": len(prompt), "median_ms": round(t[1].median_ms, 4),
+                                           "p25_ms": round(t[1].p25_ms, 4), "p75_ms": round(t[1].p75_ms, 4)}}
+            for name, t in zip(names, timed)}
 
 
 def _inputs(ids: torch.Tensor, cache) -> dict[str, torch.Tensor]:

@@ -211,7 +211,8 @@ def _run_stages(model, task, stages, out: Path, seed, score_fns, arch, resume, t
 
     result = RunResult(task, out, baseline, measurements, baseline_model, last_torch_model, seed, target)
     if task.ship is not None:
-        task.ship(out / result.final.artifact, out)
+        for name, numbers in (task.ship(out / result.final.artifact, out) or {}).items():
+            getattr(result, name).details.update(numbers)
     save_model_file(last_torch_model, out / TORCH_MODEL_FILE, arch=arch)
     write_run_outputs(result, example_input)
     return result
