@@ -54,6 +54,17 @@ def test_fixed_prompts_are_continued_by_the_original_and_the_compressed_file_sid
         assert rows[0][name] == artifact.tokenizer.decode(tokens)
 
 
+def test_report_shows_the_generations_side_by_side(llama_int8):
+    from markupsafe import escape  # the report's template escapes as jinja does
+
+    out, _ = llama_int8
+    page = (out / "report.html").read_text()
+    assert "<h2>What the models write</h2>" in page and "<th>original</th><th>compressed</th>" in page
+    for row in json.loads((out / "generations.json").read_text()):
+        cells = "".join(f'<td class="text"><pre>{escape(row[name])}</pre></td>' for name in ("prompt", "original", "compressed"))
+        assert f"<tr>{cells}</tr>" in page
+
+
 def test_perplexity_in_metrics_is_the_shipped_files(llama_int8, tiny_llama_dir):
     """Recomputed here with numpy from ONNX Runtime's logits on the task's held-out windows."""
     out, metrics = llama_int8

@@ -15,6 +15,8 @@ from edgecompress.core.tasks.inputs import Inputs, first_samples
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
+GENERATIONS_FILE = "generations.json"  # a ship step's side-by-side continuations [{"prompt", name: text}]; the report shows them
+
 
 @dataclass(frozen=True)
 class Metric:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgecompress.core.tasks.task import Metric, Task
+from edgecompress.core.tasks.task import GENERATIONS_FILE, Metric, Task
 from edgecompress.families.lm.agreement import ReferenceWindows, agreement_details, perplexity, token_statistics
 from edgecompress.families.lm.artifact import open_artifact, save_artifact, side_by_side
 from edgecompress.families.lm.builtin import token_stream
@@ -40,7 +40,6 @@ VALIDATION_WINDOWS = 32
 BATCH_SIZE = 8
 LATENCY_PAST = 127  # a 128-token context after this step
 ARTIFACT_DIR = "artifact"
-GENERATIONS_FILE = "generations.json"  # greedy continuations of fixed prompts, original beside compressed
 BASELINE_FILE = "baseline.onnx"  # the pipeline's name for the uncompressed model's file
 SPREAD = 4  # windows are drawn from this many times the tokens they hold, so they come from many files
 FILES_PER_CHUNK = 16

@@ -9,9 +9,11 @@ a page that referred to any outside file would show errors in the browser's cons
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 from edgecompress.core.sizes import format_bytes
+from edgecompress.core.tasks.task import GENERATIONS_FILE
 from edgecompress.reporting.latency_noise import speedup
 from edgecompress.reporting.report.layer_paths import LayerPath
 from edgecompress.reporting.summary import left_as_is_lines
@@ -49,6 +51,12 @@ img { max-width: 100%; } figure { margin: 1.5em 0; } .note { color: #555; font-s
 evaluation set. Size is the file's size on disk; packed is the size of the .ecz file that `edgecompress unpack`
 turns back into that exact ONNX file (zeros stored as a bitmask, entropy-coded). Latency: ONNX Runtime, CPU, one thread, median of interleaved
 repeats in this run; compare ratios, absolute times drift on shared machines.</p>
+{% if generations %}<h2>What the models write</h2>
+<table><tr><th>prompt</th>{% for name in generations.names %}<th>{{ name }}</th>{% endfor %}</tr>
+{% for row in generations.rows %}<tr>{% for cell in row %}<td class="text"><pre>{{ cell }}</pre></td>{% endfor %}</tr>
+{% endfor %}</table>
+<p class="note">Each prompt continued greedily by the original model's file and by the shipped file, both run by
+ONNX Runtime with their key/value cache (generations.json).</p>{% endif %}
 {% if path_rows %}<h2>Which path each layer took</h2>
 <table><tr><th>layer</th><th>type</th><th>weight shape before</th><th>after</th><th>non-zero weights after (of before)</th>
 <th>stored in the final ONNX as</th><th>path</th></tr>
@@ -88,6 +96,7 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
         model_rows=model_rows,
         ratio_row=ratio_row,
         path_rows=[_path_cells(p) for p in paths],
+        generations=_generations(result.out_dir / GENERATIONS_FILE),
         left_as_is=left_as_is_lines(result),
         int8=_int8(result, env),
         figures=[
@@ -99,6 +108,15 @@ def render_report(result, document: dict, images: dict[str, Path], paths: list[L
         environment=", ".join(f"{k} {v}" for k, v in env.items() if v),
         seed=result.seed,
     )
+
+
+def _generations(path: Path) -> dict | None:
+    """The side-by-side continuations a task's ship step wrote in this run, as table rows (None: there are none)."""
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    names = [name for name in ("original", "compressed") if rows and name in rows[0]]
+    return {"names": names, "rows": [[row["prompt"], *(row[name] for name in names)] for row in rows]}
 
 
 def _headline(result, document: dict) -> str:
