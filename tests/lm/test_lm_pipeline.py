@@ -115,3 +115,30 @@ def test_a_users_decoder_directory_runs_end_to_end(family, route, request, tmp_p
     assert metrics["final"]["artifact_bytes"] < 0.6 * metrics["baseline"]["artifact_bytes"]  # tied table: two low-bit copies
     assert metrics["final"]["agreement"]["top1"] >= 0.8
     assert metrics["final"]["score"] == pytest.approx(metrics["baseline"]["score"], rel=0.05)
+
+
+def test_a_decoder_without_half_its_ffn_neurons_exports_with_its_cache_and_generates_torchs_tokens(tiny_llama_dir, tmp_path):
+    """remove_ffn on a decoder through a recipe: the shipped file's FFN matrices are half as wide, and its
+    key/value-cache graph still generates what the pruned torch model generates."""
+    import onnx
+
+    from edgecompress.orchestration.recipe import run_recipe
+    from edgecompress.orchestration.recipe.schema import Recipe
+    from edgecompress.techniques.transformer.config import RemoveFfn
+
+    recipe = Recipe(model=str(tiny_llama_dir), task="language-model", stages=[RemoveFfn(fraction=0.5)])
+    result = run_recipe(recipe, tmp_path / "run")
+    assert result.final.details["remove_ffn"]["kept_per_layer"] == [32, 32]
+    shapes = {tuple(t.dims) for t in onnx.load(str(tmp_path / "run/final.onnx")).graph.initializer}
+    assert (32, 64) not in shapes and (64, 32) not in shapes and (32, 32) in shapes  # no 64-wide FFN matrix is left
+    assert result.final.params < result.baseline.params and result.final.score < 2 * result.baseline.score
+
+    artifact = open_artifact(tmp_path / "run/artifact")
+    prompt = artifact.tokenizer("import os\n", add_special_tokens=False)["input_ids"]
+    tokens, _, _ = generate_ids(artifact, prompt, 16, lambda logits: int(np.argmax(logits)), None)
+    ids = torch.tensor([prompt])
+    model = result.final_torch_model.eval()
+    with torch.no_grad():
+        for _ in range(16):
+            ids = torch.cat([ids, model(ids, torch.ones_like(ids)).argmax(-1)[:, -1:]], dim=1)
+    assert tokens == ids[0, len(prompt):].tolist()

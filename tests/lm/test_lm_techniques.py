@@ -65,3 +65,20 @@ def test_distill_recovers_a_pruned_decoder_by_kl_without_being_told_the_loss(dec
         if isinstance(layer, torch.nn.Linear) and get_mask(layer) is not None:
             assert torch.all(get_mask(layer).reshape(layer.out_features, -1, 4).sum(-1) == 2), name
     assert math.isfinite(after)
+
+
+def test_removing_half_the_ffn_neurons_shrinks_every_swiglu_and_wanda_with_refit_keeps_more(decoder_and_task):
+    """Minitron's width pruning of the FFN on a decoder: gate and up rows and down columns really go."""
+    decoder, task = decoder_and_task
+    before = sum(p.numel() for p in decoder.model.parameters())
+    magnitude = ec.apply(decoder.model, ec.RemoveFfn(fraction=0.5, criterion="magnitude"), task)
+    wanda = ec.apply(decoder.model, ec.RemoveFfn(fraction=0.5), task)
+    for model in (magnitude, wanda):
+        for layer in model.lm.model.layers:
+            mlp = layer.mlp
+            assert (mlp.gate_proj.weight.shape, mlp.up_proj.weight.shape, mlp.down_proj.weight.shape) == ((32, 32), (32, 32), (32, 32))
+        assert model.lm.config.intermediate_size == 32
+        assert sum(p.numel() for p in model.parameters()) == before - 2 * 3 * 32 * 32  # 2 layers, 3 matrices of 32 x 32
+    assert decoder.model.lm.model.layers[0].mlp.up_proj.out_features == 64  # the original is left whole
+    kl_magnitude, kl_wanda = _kl_to_original(magnitude, task), _kl_to_original(wanda, task)
+    assert kl_wanda < 0.8 * kl_magnitude, (kl_magnitude, kl_wanda)  # 0.0033 -> 0.0005 here

@@ -1,4 +1,5 @@
-"""Remove FFN neurons and attention heads from a BERT-style encoder, so the exported model is smaller and faster.
+"""Remove FFN neurons (BERT-style encoders, Llama/Qwen2-style decoders) and attention heads (encoders), so the
+exported model is smaller and faster.
 
 Masks leave the matrices dense (nothing gets faster); removing a neuron shrinks two matrices for real: its
 row of `intermediate.dense` and its column of `output.dense`. A head is `head_size` rows of query, key and
@@ -42,34 +43,58 @@ RIDGE = 1e-3  # relative to the mean input energy; 1e-4..1e-2 gave the same fide
 def remove_ffn_neurons(model: nn.Module, fraction: float, feeds: Feeds | None = None, refit: bool = True) -> dict:
     """Remove `fraction` of the intermediate (FFN) neurons in every layer of `model`, in place.
 
-    With `feeds`, neurons are ranked by Wanda and (if `refit`) `output.dense` is refitted on the kept ones.
+    A BERT-style encoder's FFN is `intermediate.dense` -> `output.dense`; a Llama- or Qwen2-style decoder's is
+    SwiGLU, `mlp.gate_proj` and `mlp.up_proj` -> `mlp.down_proj`: a neuron is a row of each input matrix and a
+    column of the output one. With `feeds`, neurons are ranked by Wanda on the output projection's inputs and
+    (if `refit`) it is refitted on the kept ones.
 
     >>> remove_ffn_neurons(encoder, 0.5, calibration_feeds)["kept_per_layer"]  # 1536 -> 768 on MiniLM  # doctest: +SKIP
     [768, 768, 768, 768, 768, 768]
     """
     _check_fraction(fraction, "remove_ffn.fraction")
-    layers = bert_layers(model)
-    downs = [layer.output.dense for layer in layers]
-    _check_plain([m for layer, down in zip(layers, downs) for m in (layer.intermediate.dense, down)])
+    blocks = ffn_blocks(model)
+    _check_plain([m for ins, down in blocks for m in (*ins, down)])
     before = count_params(model)
-    grams = None if feeds is None else input_grams(model, downs, feeds)
+    grams = None if feeds is None else input_grams(model, [down for _, down in blocks], feeds)
     kept = []
-    for i, (layer, down) in enumerate(zip(layers, downs)):
-        up = layer.intermediate.dense.weight.detach()
+    for i, (ins, down) in enumerate(blocks):
         if grams is None:
-            score = up.norm(dim=1) * down.weight.detach().norm(dim=0)
+            score = torch.stack([m.weight.detach().norm(dim=1) for m in ins]).prod(dim=0) * down.weight.detach().norm(dim=0)
         else:  # Wanda: the Gram diagonal is each neuron's sum of squared activations
             score = grams[i].diagonal()[:-1].clamp(min=0).sqrt().float() * down.weight.detach().norm(dim=0)
         keep = _keep_top(score, fraction)
         if grams is not None and refit and len(keep) < score.numel():
             _refit_columns(down, keep, grams[i])
-        _slice_linear(layer.intermediate.dense, keep, dim=0)
+        for linear in ins:
+            _slice_linear(linear, keep, dim=0)
         _slice_linear(down, keep, dim=1)
         kept.append(len(keep))
-    config = getattr(_backbone(model), "config", None)
-    if config is not None and len(set(kept)) == 1:
-        config.intermediate_size = kept[0]  # only true when every layer has the same width
+    for config in _configs(model):
+        if len(set(kept)) == 1 and hasattr(config, "intermediate_size"):
+            config.intermediate_size = kept[0]  # only true when every layer has the same width
     return _report("ffn neurons", fraction, feeds, refit, kept, before, count_params(model))
+
+
+def ffn_blocks(model: nn.Module) -> list[tuple[list[nn.Linear], nn.Linear]]:
+    """Each transformer layer's FFN as (the Linears whose rows are its neurons, the Linear whose columns are)."""
+    decoder = [m.mlp for m in model.modules() if all(_has(m, f"mlp.{name}") for name in ("gate_proj", "up_proj", "down_proj"))]
+    if decoder:
+        blocks = [([mlp.gate_proj, mlp.up_proj], mlp.down_proj) for mlp in decoder]
+        if not all(isinstance(m, nn.Linear) for ins, down in blocks for m in (*ins, down)):
+            raise UserError("remove_ffn: the decoder's mlp projections are not torch Linear layers; structured removal needs them")
+        return blocks
+    try:
+        return [([layer.intermediate.dense], layer.output.dense) for layer in bert_layers(model)]
+    except UserError:
+        raise UserError(
+            f"remove_ffn: needs a BERT-style encoder (encoder.layer[i] with intermediate.dense, output.dense) or a "
+            f"Llama/Qwen2-style decoder (mlp.gate_proj, up_proj, down_proj); {type(_backbone(model)).__name__} has neither"
+        ) from None
+
+
+def _configs(model: nn.Module) -> list:
+    """The transformers configs inside `model` (its architecture as saved with the weights)."""
+    return [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "to_dict")][:1]
 
 
 def remove_attention_heads(model: nn.Module, fraction: float, feeds: Feeds | None = None, refit: bool = True) -> dict:
