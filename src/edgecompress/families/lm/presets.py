@@ -8,7 +8,8 @@
   tied output layer, recovered by KL distillation within a time budget, then shipped as the int8 route ships
   (each channel's scale becomes its int8 scale: the file holds -64, 0 and 64 only, exact on every CPU class)
   with a 4-bit token table. The ONNX file is int8-sized; the packed .ecz stores the ternary weights at about
-  1.6 bits each. The token table and the output layer it is tied to stay out of the ternary grid, as in BitNet.
+  1.6 bits each (stdlib-coder: 0.094x the fp32 file, perplexity 200.6 against 199.5). The token table and the
+  output layer it is tied to stay out of the ternary grid, as in BitNet.
 """
 
 from __future__ import annotations
