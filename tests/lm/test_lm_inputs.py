@@ -10,7 +10,7 @@ from edgecompress.core.errors import UserError
 from edgecompress.families.lm import builtin
 from edgecompress.families.lm.corpus import stdlib_corpus
 from edgecompress.families.lm.model_dir import load_decoder
-from edgecompress.families.lm.presets import ROUTES
+from edgecompress.families.lm.presets import ROUTES, route_stages
 
 
 def test_corpus_is_split_by_file_into_disjoint_sets():
@@ -68,3 +68,11 @@ def test_a_decoder_without_tokenizer_is_refused_by_the_cli_with_nothing_written(
     assert not out.exists()
     assert main(["llm", "int3", "--out", str(out)]) == 2
     assert "route: unknown route 'int3'; choose one of int8, int4" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_distillation_budget_for_a_route_without_distillation_is_refused_with_nothing_written(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["llm", "int4", "--distill-seconds", "60", "--out", str(out)]) == 2
+    assert "--distill-seconds: route int4 does not distill; use ternary" in capsys.readouterr().err and not out.exists()
+    assert [s.stage for s in route_stages("ternary", distill_seconds=0)] == ["qat", "quantize"]
+    assert route_stages("ternary", distill_seconds=60)[1].seconds == 60

@@ -142,3 +142,55 @@ def test_a_decoder_without_half_its_ffn_neurons_exports_with_its_cache_and_gener
         for _ in range(16):
             ids = torch.cat([ids, model(ids, torch.ones_like(ids)).argmax(-1)[:, -1:]], dim=1)
     assert tokens == ids[0, len(prompt):].tolist()
+
+
+@pytest.fixture(scope="module")
+def llama_ternary(tiny_llama_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("llm") / "ternary"
+    assert main(["llm", "ternary", "--model-dir", str(tiny_llama_dir), "--out", str(out), "--distill-seconds", "3"]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def _matmul_integer_weights(model) -> list[np.ndarray]:
+    """The stored int8 weight [inputs, outputs] of each MatMulInteger node (the compacted file has no node names)."""
+    from onnx import numpy_helper
+
+    stored = {t.name: t for t in model.graph.initializer}
+    return [numpy_helper.to_array(stored[n.input[1]]) for n in model.graph.node if n.op_type == "MatMulInteger"]
+
+
+def test_ternary_route_ships_three_values_per_output_channel_and_keeps_the_table_out_of_the_grid(llama_ternary):
+    import onnx
+
+    out, metrics = llama_ternary
+    model = onnx.load(str(out / "final.onnx"))
+    weights = _matmul_integer_weights(model)
+    output_layer = [w for w in weights if w.shape[1] == 4096]  # [hidden, vocabulary]
+    ternary = [w for w in weights if w.shape[1] != 4096]
+    assert len(output_layer) == 1 and len(ternary) == 2 * 7  # the tied output layer, and 7 Linear layers per block
+    assert len(np.unique(output_layer[0])) > 3  # the tied output layer: ordinary int8, not ternary
+    for w in ternary:
+        for channel in w.T:  # ORT's per-channel axis of a MatMul weight is its last (the outputs)
+            levels = set(np.unique(channel).tolist())
+            assert len(levels) <= 3 and levels <= {-64, 0, 64}  # {-a, 0, +a} -> the int8 scale's +-64 (portable: 7 bits)
+    tables = [n for n in model.graph.node if n.op_type == "GatherBlockQuantized"]
+    assert len(tables) == 1 and onnx.helper.get_attribute_value(next(a for a in tables[0].attribute if a.name == "bits")) == 4
+    final = metrics["final"]
+    assert final["int8"]["target"] == "portable" and final["int8"]["weight_bits"] == 7
+    assert final["int8"]["exactness"]["exact"]
+    assert [stage["name"] for stage in metrics["stages"]] == ["qat", "distill", "quantize"]
+    assert metrics["stages"][1]["distill"]["stopped_by_budget"]  # --distill-seconds 3 set the budget
+
+
+def test_ternary_route_packs_its_weights_near_their_entropy_and_below_the_int8_route(llama_ternary, llama_int8, tmp_path):
+    import onnx
+
+    from edgecompress.delivery import pack
+
+    out, metrics = llama_ternary
+    info = pack(out / "final.onnx", tmp_path / "final.ecz")
+    stored = {n.input[1] for n in onnx.load(str(out / "final.onnx")).graph.node if n.op_type == "MatMulInteger"}
+    ternary = [t for t in info.tensors if t.name in stored and t.elements != 32 * 4096]
+    assert ternary and all(t.bytes_per_param <= 2 / 8 for t in ternary)  # <= 2 bits per weight (~1.6: the entropy)
+    # the ternary layers are 12% of this toy model's weights, the token table (4 bits here, 8 in int8) most of the rest
+    assert metrics["final"]["storage_bytes"] < 0.8 * llama_int8[1]["final"]["storage_bytes"]

@@ -49,3 +49,18 @@ def test_a_tied_weight_counts_once_as_parameters_and_as_non_zeros():
     output.weight = table.weight  # a language model's tied output layer
     model = nn.Sequential(table, output)
     assert count_params(model) == count_nonzero_params(model) == 40
+
+
+def test_parametrized_layers_of_the_same_shape_each_count_their_non_zeros():
+    """A fake-quantized weight is computed anew at each read; its memory must not be taken for the last one's."""
+    import torch
+    from torch import nn
+
+    from edgecompress.core.measure.params import count_nonzero_params
+    from edgecompress.techniques.quantize.qat import prepare_qat
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*(nn.Linear(64, 64, bias=False) for _ in range(8)))
+    prepare_qat(dict(model.named_children()), "ternary", "absmean")
+    expected = sum(int(torch.count_nonzero(layer.weight)) for layer in model)
+    assert 0.5 * 8 * 64 * 64 < count_nonzero_params(model) == expected

