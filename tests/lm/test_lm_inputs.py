@@ -76,3 +76,17 @@ def test_a_distillation_budget_for_a_route_without_distillation_is_refused_with_
     assert "--distill-seconds: route int4 does not distill; use ternary" in capsys.readouterr().err and not out.exists()
     assert [s.stage for s in route_stages("ternary", distill_seconds=0)] == ["qat", "quantize"]
     assert route_stages("ternary", distill_seconds=60)[1].seconds == 60
+
+
+def test_qat_on_a_gpt2_decoder_says_its_conv1d_layers_are_not_supported():
+    """GPT-2's layers are transformers' Conv1D, not torch Linear: the qat stage names that, in its own fields."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from edgecompress.core.errors import UserError
+    from edgecompress.techniques.prune.selection import select_layers
+
+    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0))
+    with pytest.raises(UserError) as refused:
+        select_layers(model, ("*",), keep=("*lm_head",), keep_classifier=False, stage="qat")
+    assert str(refused.value) == ("qat.layers: no layer left for qat after qat.keep; its layers are transformers' Conv1D "
+                                  "(GPT-2 style), which is not supported")

@@ -41,11 +41,12 @@ def select_layers(
     keep: tuple[str, ...] = (),
     keep_classifier: bool = True,
     removes_channels: bool = False,
+    stage: str = "prune",
 ) -> dict[str, nn.Module]:
     """Layers whose name matches a `layers` pattern and whose type is in `types`, minus `keep` and the classifier.
 
     `removes_channels` (pattern channel) only shapes the advice when nothing is left: the model's output
-    width is never cut, so the classifier alone cannot be channel-pruned.
+    width is never cut, so the classifier alone cannot be channel-pruned. `stage` names the fields in errors.
 
     >>> from edgecompress.core.models import DigitsCNN
     >>> list(select_layers(DigitsCNN(), layers=("conv*", "fc*")))
@@ -53,7 +54,7 @@ def select_layers(
     """
     unknown = [t for t in types if t not in PRUNABLE_TYPES]
     if unknown:
-        raise UserError(f"prune.types: unknown layer type {unknown[0]!r}; allowed: {', '.join(PRUNABLE_TYPES)}")
+        raise UserError(f"{stage}.types: unknown layer type {unknown[0]!r}; allowed: {', '.join(PRUNABLE_TYPES)}")
     wanted = tuple(PRUNABLE_TYPES[t] for t in types)
     candidates, owners = {}, {}
     for n, m in model.named_modules():
@@ -69,7 +70,7 @@ def select_layers(
     for pattern in (*layers, *keep):
         if not any(matches(n, pattern) for n in candidates):
             available = ", ".join(dict.fromkeys(owners.values())) or "none"
-            raise UserError(f"prune.layers: pattern {pattern!r} matches no {'/'.join(types)} layer; layers are: {available}")
+            raise UserError(f"{stage}.layers: pattern {pattern!r} matches no {'/'.join(types)} layer; layers are: {available}")
     classifier = classifier_name(model) if keep_classifier else None
     selected = {
         n: m
@@ -77,23 +78,26 @@ def select_layers(
         if any(matches(n, p) for p in layers) and not any(matches(n, p) for p in keep) and n != classifier
     }
     if not selected:
-        raise UserError(_nothing_left(model, layers, types, keep, classifier, removes_channels))
+        raise UserError(_nothing_left(model, layers, types, keep, classifier, removes_channels, stage))
     return selected
 
 
-def _nothing_left(model, layers, types, keep, classifier, removes_channels) -> str:
+def _nothing_left(model, layers, types, keep, classifier, removes_channels, stage) -> str:
     """The refusal when no layer is left, suggesting only settings that would leave one (and would run)."""
     fixes = []
     if keep:
-        fixes.append("remove patterns from prune.keep")
+        fixes.append(f"remove patterns from {stage}.keep")
     if tuple(layers) != ("*",):
-        fixes.append("widen prune.layers")
+        fixes.append(f"widen {stage}.layers")
     missing = [t for t, cls in PRUNABLE_TYPES.items() if t not in types and any(isinstance(m, cls) for m in model.modules())]
     if missing:
-        fixes.append(f"add {', '.join(missing)} to prune.types")
+        fixes.append(f"add {', '.join(missing)} to {stage}.types")
     if classifier and not removes_channels:
         fixes.append("set keep_classifier: false")
     if classifier and removes_channels:
         fixes.append("use pattern unstructured with keep_classifier: false (pattern channel never cuts the model's outputs)")
     kept = f" and the kept classifier ({classifier})" if classifier else ""
-    return f"prune.layers: no layer left to prune after prune.keep{kept}; {' or '.join(fixes) or 'the model has no prunable layer'}"
+    conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())  # transformers' GPT-2 layers: not torch's
+    why = "its layers are transformers' Conv1D (GPT-2 style), which is not supported" if conv1d else "the model has no prunable layer"
+    left = "to prune" if stage == "prune" else f"for {stage}"
+    return f"{stage}.layers: no layer left {left} after {stage}.keep{kept}; {' or '.join(fixes) if fixes and not conv1d else why}"

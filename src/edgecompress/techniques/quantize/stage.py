@@ -154,7 +154,7 @@ def block_qat_stage(config: BlockQat, state: ModelState, ctx: StageContext) -> M
 def qat_stage(config: Qat, state: ModelState, ctx: StageContext) -> ModelState:
     task = ctx.require_task("qat")
     model = copy.deepcopy(state.torch_model)
-    layers = select_layers(model, config.layers, keep=config.keep, keep_classifier=False)
+    layers = select_layers(model, config.layers, keep=config.keep, keep_classifier=False, stage="qat")
     prepare_qat(layers, config.bits, config.ternary_rule)
     train_epochs(
         model, task, config.epochs, lr=config.lr, description=ctx.label,
