@@ -286,20 +286,13 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
         args = [a for a in args if a != "--help"]  # help succeeds by design
     before = _listing(inputs["folder"].parent)
     stderr = io.StringIO()
-    # CPU of this thread only, without garbage collections: leftover worker threads of earlier tests and the
-    # collection of their garbage are not this command's CPU (they once made a 0.2 s refusal read 2.9 s)
-    gc.disable()
-    start = time.thread_time()
-    escaped = None
-    try:
+
+    def command():
         # in the scratch folder: a relative output path (even one named "--out") lands there, not in the repository
         with contextlib.chdir(scratch), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr), stopped_at_work():
-            code = main(args)
-    except BaseException as exc:  # noqa: BLE001 - anything escaping main is judged below, never raised
-        escaped = exc
-    finally:
-        cpu = time.thread_time() - start
-        gc.enable()
+            return main(args)
+
+    code, escaped, cpu = own_cpu_seconds(command)
     if isinstance(escaped, WorkReached):
         if _listing(inputs["folder"].parent) != before:
             return Outcome("problem", cpu, f"wrote files before its work: {args}")
@@ -323,6 +316,22 @@ def run_case(args: list[str], inputs: dict[str, Path], scratch: Path) -> Outcome
     if cpu > MAX_CPU_SECONDS:
         return Outcome("problem", cpu, f"{cpu:.1f} s of CPU before refusing: {args}")
     return Outcome("refused", cpu)
+
+
+def own_cpu_seconds(call):
+    """(what `call()` returned, the exception it raised or None, seconds of CPU it took on this thread).
+
+    This thread only, with garbage collection paused: leftover worker threads of earlier tests and the
+    collection of their garbage are not this command's CPU (they once made a 0.2 s refusal read 2.9 s).
+    """
+    gc.disable()
+    start = time.thread_time()
+    try:
+        return call(), None, time.thread_time() - start
+    except BaseException as exc:  # noqa: BLE001 - the caller judges whatever escaped
+        return None, exc, time.thread_time() - start
+    finally:
+        gc.enable()
 
 
 def run_recipe_case(recipe, inputs: dict[str, Path], scratch: Path) -> Outcome:

@@ -6,13 +6,12 @@ Each case below once ran minutes of work first, or ended with exit code 1 and a 
 
 from __future__ import annotations
 
-import gc
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks.fuzz import own_cpu_seconds
 from edgecompress.cli import main
 from edgecompress.storage.rundir import _Owned
 
@@ -133,13 +132,9 @@ def test_input_that_will_be_refused_is_refused_first(name, inputs, tmp_path, no_
     if "--out" not in args and args[0] != "dtypes":
         args += ["--out", str(tmp_path / "out")]
     before = _files(tmp_path)
-    gc.disable()  # this thread's CPU without collections: earlier tests' threads and garbage are not this command's
-    cpu = time.thread_time()
-    try:
-        code = main(args)
-    finally:
-        cpu = time.thread_time() - cpu
-        gc.enable()
+    code, escaped, cpu = own_cpu_seconds(lambda: main(args))
+    if escaped is not None:
+        raise escaped
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     assert expected.replace("{in}", str(inputs)) in err, err

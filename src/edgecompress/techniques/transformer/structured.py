@@ -69,9 +69,9 @@ def remove_ffn_neurons(model: nn.Module, fraction: float, feeds: Feeds | None = 
             _slice_linear(linear, keep, dim=0)
         _slice_linear(down, keep, dim=1)
         kept.append(len(keep))
-    for config in _configs(model):
-        if len(set(kept)) == 1 and hasattr(config, "intermediate_size"):
-            config.intermediate_size = kept[0]  # only true when every layer has the same width
+    config = _config(model)
+    if len(set(kept)) == 1 and hasattr(config, "intermediate_size"):
+        config.intermediate_size = kept[0]  # only true when every layer has the same width
     return _report("ffn neurons", fraction, feeds, refit, kept, before, count_params(model))
 
 
@@ -92,9 +92,9 @@ def ffn_blocks(model: nn.Module) -> list[tuple[list[nn.Linear], nn.Linear]]:
         ) from None
 
 
-def _configs(model: nn.Module) -> list:
-    """The transformers configs inside `model` (its architecture as saved with the weights)."""
-    return [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "to_dict")][:1]
+def _config(model: nn.Module):
+    """The transformers config of `model` (its architecture as saved with the weights), or None."""
+    return next((m.config for m in model.modules() if hasattr(getattr(m, "config", None), "to_dict")), None)
 
 
 def remove_attention_heads(model: nn.Module, fraction: float, feeds: Feeds | None = None, refit: bool = True) -> dict:
