@@ -13,6 +13,7 @@ from torch import nn
 from edgecompress.core.errors import RunFailure, UserError, first_line
 from edgecompress.core.masks import finalized_copy
 from edgecompress.core.verbosity import quiet_libraries
+from edgecompress.onnx.export_cache import export_program
 from edgecompress.onnx.recurrent import fold_recurrent_weights, recurrent_layer_names
 from edgecompress.storage.files import atomic_path
 
@@ -38,17 +39,9 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | Path)
     batch = torch.export.Dim("batch", min=1)
     try:
         with atomic_path(path) as tmp, quiet_exporter():
-            program = torch.onnx.export(
-                model,
-                (traced_batch(example_input),),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch},),
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
-            proto = fold_recurrent_weights(strip_debug_metadata(program.model_proto), recurrent_layer_names(model))
+            proto = export_program(model, (traced_batch(example_input),), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                   dynamic_shapes=({0: batch},))
+            proto = fold_recurrent_weights(strip_debug_metadata(proto), recurrent_layer_names(model))
             check_dynamic_batch(proto, type(model).__name__)
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     except (RunFailure, UserError):

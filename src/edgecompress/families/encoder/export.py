@@ -12,6 +12,7 @@ from edgecompress.core.masks import finalized_copy
 from edgecompress.families.encoder.batches import INPUT_NAMES
 from edgecompress.families.encoder.encoder import SentenceEncoder
 from edgecompress.onnx.export import quiet_exporter, strip_debug_metadata
+from edgecompress.onnx.export_cache import export_program
 from edgecompress.onnx.ort_fusions import sum_before_layernorm
 from edgecompress.storage.files import atomic_path
 
@@ -32,17 +33,9 @@ def export_encoder(model: SentenceEncoder, path: str | Path) -> Path:
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     try:
         with atomic_path(path) as tmp, quiet_exporter():
-            program = torch.onnx.export(
-                model,
-                (ids, mask),
-                input_names=list(INPUT_NAMES),
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: sequence}),
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
-            proto = strip_debug_metadata(program.model_proto)
+            proto = export_program(model, (ids, mask), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                                   dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: sequence}))
+            proto = strip_debug_metadata(proto)
             sum_before_layernorm(proto)  # ORT's fused SkipLayerNormalization is 6x slower here
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     except Exception as exc:

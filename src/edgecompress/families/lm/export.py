@@ -15,6 +15,7 @@ from edgecompress.core.errors import RunFailure, first_line
 from edgecompress.core.masks import finalized_copy
 from edgecompress.families.lm.decoder import LOGITS, CausalLM, KvCacheStep
 from edgecompress.onnx.export import quiet_exporter, strip_debug_metadata
+from edgecompress.onnx.export_cache import export_program
 from edgecompress.storage.files import atomic_path
 
 INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
@@ -34,17 +35,10 @@ def export_decoder(model: CausalLM, path: str | Path) -> Path:
     batch, sequence, cached, total = (torch.export.Dim(name) for name in ("batch", "sequence", "past", "total"))
     try:
         with atomic_path(path) as tmp, quiet_exporter(), torch.no_grad():
-            program = torch.onnx.export(
-                KvCacheStep(model),
-                (ids, mask, *past),
-                input_names=[INPUT_IDS, ATTENTION_MASK, *shape.past_names()],
-                output_names=[LOGITS, *shape.present_names()],
-                dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: total}, tuple({0: batch, 2: cached} for _ in past)),
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
-            onnx.save_model(strip_debug_metadata(program.model_proto), str(tmp), save_as_external_data=False)
+            proto = export_program(KvCacheStep(model), (ids, mask, *past), input_names=[INPUT_IDS, ATTENTION_MASK, *shape.past_names()],
+                                   output_names=[LOGITS, *shape.present_names()],
+                                   dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: total}, tuple({0: batch, 2: cached} for _ in past)))
+            onnx.save_model(strip_debug_metadata(proto), str(tmp), save_as_external_data=False)
     except Exception as exc:
         raise RunFailure(f"export: the decoder could not be exported to ONNX: {first_line(exc)}") from exc
     return Path(path)
