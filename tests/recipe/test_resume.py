@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import onnx
-import pytest
 from safetensors import safe_open
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.yaml"
@@ -47,20 +46,30 @@ def _assert_every_file_is_complete(out: Path) -> None:
             assert path.read_text().rstrip().endswith("</html>")
 
 
-# Killed on events the run itself writes (not after a number of seconds): during training, and mid-stages.
-@pytest.mark.parametrize("kill_at", ["checkpoints/00-trained.json", "checkpoints/02-finetune.json"])
-def test_kill_9_then_resume_gives_the_uninterrupted_result(kill_at, demo_run, tmp_path):
-    _, uninterrupted = demo_run  # the demo is this very recipe, run without interruption
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "edgecompress.cli", "run", str(EXAMPLE), "--out", str(out)]
+def _run_until(command: list[str], event: Path) -> None:
+    """Start `command` and SIGKILL its whole process group as soon as the run writes `event`."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600  # guards a hang only
-    while not (out / kill_at).exists():
-        assert process.poll() is None and time.monotonic() < deadline, f"{kill_at} never appeared"
+    while not event.exists():
+        assert process.poll() is None and time.monotonic() < deadline, f"{event.name} never appeared"
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+# Killed on events the run itself writes (not after a number of seconds): during training, then the resumed
+# run again mid-stages; one chain covers both kill points and a resume of a resumed run.
+def test_kill_9_then_resume_gives_the_uninterrupted_result(demo_run, tmp_path):
+    _, uninterrupted = demo_run  # the demo is this very recipe, run without interruption
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "edgecompress.cli", "run", str(EXAMPLE), "--out", str(out)]
+    _run_until(command, out / "checkpoints" / "00-trained.json")
     _assert_every_file_is_complete(out)
+    assert not (out / "checkpoints" / "02-finetune.json").exists()
+
+    _run_until([*command, "--resume"], out / "checkpoints" / "02-finetune.json")
+    _assert_every_file_is_complete(out)
+    assert not (out / "metrics.json").exists()
 
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
