@@ -52,20 +52,22 @@ class _Uncacheable(Exception):
     """Something the key cannot describe reliably."""
 
 
-def export_program(module: nn.Module, args: tuple, *, input_names: list[str], output_names: list[str], dynamic_shapes) -> onnx.ModelProto:
-    """The optimized ONNX model of `module` traced on `args` (torch.onnx.export, dynamo), its weights embedded.
+def export_program(module: nn.Module, args: tuple, *, input_names: list[str], output_names: list[str], dynamic_shapes,
+                   opset_version: int | None = None) -> onnx.ModelProto:
+    """The optimized ONNX model of `module` traced on `args` (torch.onnx.export, dynamo), its weights embedded;
+    `opset_version` None is the exporter's default.
 
     >>> proto = export_program(model, (x,), input_names=["input"], output_names=["output"], dynamic_shapes=({0: batch},))  # doctest: +SKIP
     """
     tensors = _named_tensors(module)
-    key = architecture_key(module, args, input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes)
+    key = architecture_key(module, args, input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes, opset_version=opset_version)
     template = _TEMPLATES.get(key) if key else None
     if template is not None:
         _TEMPLATES.move_to_end(key)
         _INFO.hits += 1
         return _optimized(_with_weights(template, tensors))
     program = torch.onnx.export(module, args, input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes,
-                                dynamo=True, external_data=False, verbose=False, optimize=False)
+                                opset_version=opset_version, dynamo=True, external_data=False, verbose=False, optimize=False)
     raw = program.model_proto
     template = _weightless(raw, tensors) if key else None
     if template is None:

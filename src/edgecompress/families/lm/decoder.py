@@ -68,11 +68,17 @@ class CausalLM(nn.Module):
         from transformers import DynamicCache
 
         cache = DynamicCache()
+        cached = 0
         if past:
             names = self.cache.past_names()
+            cached = past[names[0]].shape[2]
             for layer in range(self.cache.layers):
                 cache.update(past[names[2 * layer]], past[names[2 * layer + 1]], layer)
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **{self._cache_argument: cache})
+        # the positions transformers would take, one row per sequence: with a single shared row the exported
+        # RotaryEmbedding gets a cos/sin table of batch 1, which ONNX Runtime's kernel refuses for batch > 1
+        batch, length = input_ids.shape
+        positions = torch.arange(cached, cached + length, device=input_ids.device).unsqueeze(0).expand(batch, length)
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, **{self._cache_argument: cache})
         updated = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         presents = []
         if past:
