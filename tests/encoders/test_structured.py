@@ -190,7 +190,7 @@ def test_minilm_loses_half_its_ffn_and_a_quarter_of_its_heads_and_still_embeds(m
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
-    from edgecompress.techniques.transformer.structured import _refit_columns
+    from edgecompress.techniques.transformer.slicing import refit_columns
 
     torch.manual_seed(0)
     x = torch.randn(200, 6)
@@ -200,8 +200,9 @@ def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
     sliced_error = (x[:, :5] @ linear.weight[:, :5].T + (linear.bias if bias else 0) - expected).abs().max()
     with_ones = torch.cat([x, torch.ones(200, 1)], dim=1).double()
     keep = torch.arange(5)
-    _refit_columns(linear, keep, with_ones.T @ with_ones)
+    refit_columns(linear, keep, with_ones.T @ with_ones)
     assert torch.all(linear.weight[:, 5] == 0)
     refitted = x[:, keep] @ linear.weight[:, keep].T + (linear.bias if bias else 0)
     error = (refitted - expected).abs().max()
     assert error < 0.01 and error < sliced_error / 100  # exact but for the small ridge
+

@@ -33,11 +33,13 @@ class RemoveFfn(Removal):
 
 class RemoveHeads(Removal):
     """Remove `fraction` of the attention heads of every transformer layer (their query, key and value rows and
-    output-projection columns).
+    output-projection columns). In a decoder with grouped-query attention, `fraction` of the query heads of each
+    key/value group go (rounded to the nearest head, at least one kept), so the key/value cache stays as it is.
 
     >>> RemoveHeads(fraction=0.25).stage
     'remove_heads'
     """
 
     stage: Literal["remove_heads"] = "remove_heads"
-    fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of heads removed in every layer")
+    fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of heads removed in every layer (of each key/value group's query heads in a decoder)")
+
