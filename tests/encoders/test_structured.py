@@ -206,3 +206,17 @@ def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
     error = (refitted - expected).abs().max()
     assert error < 0.01 and error < sliced_error / 100  # exact but for the small ridge
 
+
+def test_an_encoder_loses_its_layer_of_lowest_block_influence_and_still_embeds(tmp_path):
+    from edgecompress.techniques.transformer.depth import remove_layers
+
+    model = tiny_encoder()
+    before = params(model)
+    report = remove_layers(model, count=1, feeds=token_feeds())
+    assert report["layers_after"] == 1 and len(report["block_influence"]) == LAYERS
+    assert report["removed_layers"] == [int(np.argmin(report["block_influence"]))]
+    assert len(model.backbone.encoder.layer) == 1 and model.backbone.config.num_hidden_layers == 1
+    assert before - params(model) == report["params_before"] - report["params_after"] > 0
+    path = export_encoder(model, tmp_path / "one-layer.onnx")
+    feeds = token_feeds(batches=1)
+    assert np.allclose(embed_feeds(path, feeds), embeddings(model, feeds).numpy(), atol=1e-5)

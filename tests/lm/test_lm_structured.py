@@ -1,6 +1,6 @@
-"""Attention heads of a decoder removed for real (remove_heads): the matrices and
+"""Attention heads and whole layers of a decoder removed for real (remove_heads, remove_layers): the matrices and
 the graph really shrink, the key/value-cache export generates the pruned torch model's greedy tokens, the
-activation-aware choice beats weight norms on KL to the original, and bad settings stop with one line."""
+activation-aware choices beat the blind ones on KL to the original, and bad settings stop with one line."""
 
 import copy
 import json
@@ -10,12 +10,15 @@ import pytest
 import torch
 
 import edgecompress as ec
+from edgecompress.cli import main
 from edgecompress.core.errors import UserError
 from edgecompress.families.lm.artifact import OpenArtifact, generate_ids, open_artifact
 from edgecompress.families.lm.decoder import CausalLM
 from edgecompress.families.lm.export import export_decoder
+from edgecompress.families.lm.model_dir import load_decoder
 from edgecompress.runtime.sessions import make_session
-from edgecompress.techniques.transformer.config import RemoveHeads
+from edgecompress.techniques.transformer.config import RemoveHeads, RemoveLayers
+from edgecompress.techniques.transformer.depth import remove_layers
 from edgecompress.techniques.transformer.structured import remove_attention_heads
 from tests.lm.conftest import kl_to_original
 
@@ -112,6 +115,26 @@ def test_a_fraction_that_removes_no_head_is_refused_naming_the_field(sharp_llama
         ec.apply(decoder.model, RemoveHeads(fraction=0.2), task)
 
 
+def test_block_influence_removes_the_layer_whose_loss_changes_the_predictions_least(sharp_llama):
+    """Each of the two layers removed by hand, KL to the original measured: block influence picks the cheaper."""
+    decoder, task = sharp_llama
+    kl = {}
+    for removed in (0, 1):
+        model = copy.deepcopy(decoder.model)
+        remove_layers(model, count=1, criterion="last") if removed == 1 else _without_first_layer(model)
+        kl[removed] = kl_to_original(model, task)
+    model = copy.deepcopy(decoder.model)
+    report = remove_layers(model, count=1, feeds=[inputs for inputs, _ in task.train_loader])
+    assert report["removed_layers"] == [min(kl, key=kl.get)] and len(report["block_influence"]) == 2
+    assert min(kl.values()) < 0.8 * max(kl.values()), kl
+
+
+def _without_first_layer(model) -> None:
+    from edgecompress.techniques.transformer.depth import keep_layers, layer_list
+
+    keep_layers(model, layer_list(model), [1])
+
+
 def _graph(path):
     import onnx
 
@@ -141,9 +164,46 @@ def test_a_decoder_without_half_its_query_heads_ships_narrower_attention_and_gen
     assert (settings["layers"], settings["kv_heads"], settings["head_dim"]) == (2, 1, 16)
 
 
-def test_a_gpt2_decoder_is_refused_in_one_line_naming_the_stage(tiny_gpt2_dir):
-    from edgecompress.families.lm.model_dir import load_decoder
+def test_a_decoder_without_a_layer_ships_a_graph_with_one_layers_cache_and_generates_torchs_tokens(tiny_llama_dir, tmp_path):
+    result, shipped, pruned = _run_and_generate(tiny_llama_dir, [RemoveLayers(count=1)], tmp_path / "run")
+    assert shipped == pruned
+    details = result.final.details["remove_layers"]
+    assert details["layers_before"] == 2 and details["layers_after"] == 1 and len(details["removed_layers"]) == 1
+    past = [i.name for i in _graph(tmp_path / "run/final.onnx").input if i.name.startswith("past_key_values")]
+    assert past == ["past_key_values.0.key", "past_key_values.0.value"]
+    assert json.loads((tmp_path / "run/artifact/lm.json").read_text())["layers"] == 1
+    rows = json.loads((tmp_path / "run/generations.json").read_text())  # the original (2 layers) fed its own cache
+    assert rows and all(row["original"] and row["compressed"] for row in rows)
 
-    with pytest.raises(UserError, match="remove_heads: structured removal needs a BERT-style encoder") as error:
-        ec.apply(load_decoder(tiny_gpt2_dir).model, RemoveHeads(fraction=0.5, criterion="magnitude"))
+
+def test_a_qwen2_decoder_loses_a_layer_with_its_layer_type_and_cache_index(tmp_path):
+    model = _random_decoder("Qwen2", num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    report = remove_layers(model, count=1, criterion="last")
+    assert report["removed_layers"] == [2] and model.lm.config.num_hidden_layers == 2 and len(model.lm.config.layer_types) == 2
+    assert [layer.self_attn.layer_idx for layer in model.lm.model.layers] == [0, 1]
+    assert _exported_greedy(model, tmp_path / "qwen2.onnx", PROMPT, 8) == _torch_greedy(model, PROMPT, 8)
+    assert model.cache.layers == 2
+
+
+@pytest.mark.parametrize("stage, message", [
+    ("{stage: remove_layers, count: 2}", "remove_layers.count: the model has 2 layers; remove from 1 to 1 of them, got 2"),
+    ("{stage: remove_layers}", "give count (layers removed) or fraction"),
+    ("{stage: remove_heads, fraction: 1.0}", "fraction"),
+])
+def test_bad_settings_stop_a_run_with_one_line_naming_the_field(stage, message, tiny_llama_dir, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model: {tiny_llama_dir}\ntask: language-model\nstages:\n  - {stage}\n")
+    assert main(["run", str(recipe), "--out", str(tmp_path / "out")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("config, message", [
+    (RemoveHeads(fraction=0.5, criterion="magnitude"), "remove_heads: structured removal needs a BERT-style encoder"),
+    (RemoveLayers(count=1, criterion="last"), "remove_layers: needs a Llama/Qwen2-style decoder"),
+])
+def test_a_gpt2_decoder_is_refused_in_one_line_naming_the_stage(config, message, tiny_gpt2_dir):
+    with pytest.raises(UserError, match=message) as error:
+        ec.apply(load_decoder(tiny_gpt2_dir).model, config)
     assert "GPT2LMHeadModel has neither" in str(error.value) and "\n" not in str(error.value)
