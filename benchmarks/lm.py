@@ -13,6 +13,9 @@ tokens (its inverse is decode tokens/s) and a 128-token prompt with an empty cac
 - `onnxruntime-genai`'s model builder (`-p int4 -e cpu`) on the same Hugging Face directory: its own graph
   (GroupQueryAttention, fused norms) with the same input and cache names, so the same scorer runs it;
 - `torch.nn.utils.prune.l1_unstructured` at 50% on every Linear but the output layer, exported the same way.
+
+The routes that distill (`llm structured`, `llm sparse24`, `llm ternary`) are rows too, made stage by stage as a
+run makes them (`route_file`), with their packed .ecz size: where ternary weights and 2:4 zeros pay off.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ import torch
 
 import edgecompress as ec
 from edgecompress.core.evaluate.scoring import evaluate_onnx
+from edgecompress.delivery import pack
 from edgecompress.families.lm.model_dir import load_decoder
-from edgecompress.families.lm.presets import ROUTES
+from edgecompress.families.lm.presets import ROUTES, route_stages
 from edgecompress.families.lm.task import language_model_task
 from edgecompress.onnx.graph_passes import fold_weight_transposes
 from edgecompress.orchestration.pipeline.run import latency_feeds
@@ -47,6 +51,7 @@ from edgecompress.techniques.quantize.onnx_lowbit import gemm_to_matmul
 SEED = 0
 DISTILL_SECONDS = 300
 CALIBRATION_BATCHES = 8
+ROUTE_ROWS = ("structured", "sparse24", "ternary")  # the routes that distill: each a row, its torch stages then int8
 
 
 def run() -> dict:
@@ -119,10 +124,16 @@ def run() -> dict:
                   lambda: ec.apply(pruned["SparseGPT 2:4"], ec.Distill(seconds=DISTILL_SECONDS, epochs=8, lr=3e-4), task, teacher=model, seed=SEED),
                   "prune-24-distill")
 
+        for route in ROUTE_ROWS:
+            began = time.perf_counter()
+            path = route_file(route, model, task, work, DISTILL_SECONDS)
+            files.append(("routes", f"edgecompress `llm {route}` ({DISTILL_SECONDS} s of distillation)", path, time.perf_counter() - began))
+
         for (group, label, path, seconds) in files:
             score = evaluate_onnx(path, task)
             rows.append({"group": group, "label": label, "bytes": _bytes_with_data(path), "perplexity": score.value,
-                         **score.details["agreement"], "seconds": seconds})
+                         **score.details["agreement"], "seconds": seconds,
+                         **({"packed_bytes": pack(path, path.with_suffix(".ecz")).path.stat().st_size} if group == "routes" else {})})
         decode = measure_feed_latencies([f[2] for f in files], latency_feeds(task, None, fp32, SEED), rounds=9)
         prompt = measure_feed_latencies([f[2] for f in files], _prompt_feeds(task, fp32), rounds=5)
     for row, step, first in zip(rows, decode, prompt):
@@ -130,6 +141,18 @@ def run() -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"rows": rows, "failures": failures, "peak_rss_mb": max(usage), "seconds": time.perf_counter() - start, "cpu_class": environment()["cpu_class"],
             "params": sum(p.numel() for p in decoder.model.parameters())}
+
+
+def route_file(route: str, model, task, work: Path, distill_seconds: float) -> Path:
+    """An `llm ROUTE` file made as the pipeline makes it, without a run directory: the route's torch stages
+    applied in order (the original as the teacher), the result exported, then its quantize stage on that file."""
+    *torch_stages, quantize = route_stages(route, distill_seconds=distill_seconds)
+    teacher = model
+    for stage in torch_stages:
+        model = ec.apply(model, stage, task, teacher=teacher, seed=SEED)
+    exported = work / f"{route}-fp32.onnx"
+    task.export(copy.deepcopy(model).eval(), exported)
+    return Path(ec.apply(exported, quantize, task, out=work / f"{route}.onnx", seed=SEED))
 
 
 def _genai_int4(model_dir: Path, out: Path) -> Path:
@@ -248,7 +271,15 @@ def _findings(rows: list[dict]) -> list[str]:
         f"- 2:4: SparseGPT {by['edgecompress SparseGPT 2:4']['perplexity']:.2f}, after {DISTILL_SECONDS} s of distillation "
         f"{distilled['perplexity']:.2f} (top-1 agreement {by['edgecompress SparseGPT 2:4']['top1']:.3f} -> {distilled['top1']:.3f}). "
         "The ONNX files of pruned models are dense: ONNX Runtime has no sparse kernels for CPUs, so they are neither smaller nor faster.",
-    ] + _genai_finding(by, gptq) + [""]
+    ] + _route_findings(rows, base) + _genai_finding(by, gptq) + [""]
+
+
+def _route_findings(rows: list[dict], base: dict) -> list[str]:
+    routes = [row for row in rows if row["group"] == "routes"]
+    described = "; ".join(f"{row['label'].split('`')[1]} {row['bytes'] / 1e6:.2f} MB (packed .ecz {row['packed_bytes'] / 1e6:.2f} MB, "
+                          f"{row['packed_bytes'] / base['bytes']:.3f}x the fp32 file), perplexity {row['perplexity']:.2f}, top-1 {row['top1']:.3f}"
+                          for row in routes)
+    return [f"- The routes that distill ({DISTILL_SECONDS} s each, so the result depends on the machine's speed): {described}."] if routes else []
 
 
 def _genai_finding(by: dict, gptq: dict) -> list[str]:

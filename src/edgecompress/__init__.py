@@ -33,6 +33,7 @@ _LAZY = {
     "Distill": "edgecompress.orchestration.pipeline.stages",
     "RemoveFfn": "edgecompress.orchestration.pipeline.stages",
     "RemoveHeads": "edgecompress.orchestration.pipeline.stages",
+    "RemoveLayers": "edgecompress.orchestration.pipeline.stages",
     "SparseGPT": "edgecompress.orchestration.pipeline.stages",
     "Quantize": "edgecompress.orchestration.pipeline.stages",
     "QuantizeStatic": "edgecompress.orchestration.pipeline.stages",

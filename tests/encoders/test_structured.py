@@ -190,7 +190,7 @@ def test_minilm_loses_half_its_ffn_and_a_quarter_of_its_heads_and_still_embeds(m
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
-    from edgecompress.techniques.transformer.structured import _refit_columns
+    from edgecompress.techniques.transformer.slicing import refit_columns
 
     torch.manual_seed(0)
     x = torch.randn(200, 6)
@@ -200,8 +200,23 @@ def test_refit_folds_a_removed_input_into_the_kept_input_it_duplicates(bias):
     sliced_error = (x[:, :5] @ linear.weight[:, :5].T + (linear.bias if bias else 0) - expected).abs().max()
     with_ones = torch.cat([x, torch.ones(200, 1)], dim=1).double()
     keep = torch.arange(5)
-    _refit_columns(linear, keep, with_ones.T @ with_ones)
+    refit_columns(linear, keep, with_ones.T @ with_ones)
     assert torch.all(linear.weight[:, 5] == 0)
     refitted = x[:, keep] @ linear.weight[:, keep].T + (linear.bias if bias else 0)
     error = (refitted - expected).abs().max()
     assert error < 0.01 and error < sliced_error / 100  # exact but for the small ridge
+
+
+def test_an_encoder_loses_its_layer_of_lowest_block_influence_and_still_embeds(tmp_path):
+    from edgecompress.techniques.transformer.depth import remove_layers
+
+    model = tiny_encoder()
+    before = params(model)
+    report = remove_layers(model, count=1, feeds=token_feeds())
+    assert report["layers_after"] == 1 and len(report["block_influence"]) == LAYERS
+    assert report["removed_layers"] == [int(np.argmin(report["block_influence"]))]
+    assert len(model.backbone.encoder.layer) == 1 and model.backbone.config.num_hidden_layers == 1
+    assert before - params(model) == report["params_before"] - report["params_after"] > 0
+    path = export_encoder(model, tmp_path / "one-layer.onnx")
+    feeds = token_feeds(batches=1)
+    assert np.allclose(embed_feeds(path, feeds), embeddings(model, feeds).numpy(), atol=1e-5)

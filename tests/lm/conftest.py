@@ -24,6 +24,29 @@ def tiny_llama_dir(tmp_path_factory):
     return train_builtin(TINY, tmp_path_factory.mktemp("lm") / "llama", corpus=small_corpus())
 
 
+@pytest.fixture(scope="module")
+def sharp_llama(tiny_llama_dir):
+    """(decoder, task): the tiny Llama with its final norm scaled up 20x: 20 training steps leave its predictions
+    nearly flat, and a sharper teacher makes what pruning loses, and distillation wins back, measurable."""
+    from edgecompress.families.lm.model_dir import load_decoder
+    from edgecompress.families.lm.task import language_model_task
+
+    decoder = load_decoder(tiny_llama_dir)
+    with torch.no_grad():
+        dict(decoder.model.named_parameters())["lm.model.norm.weight"].mul_(20)
+    return decoder, language_model_task(decoder, seed=0, n_eval=8, n_train=32, n_validation=8)
+
+
+def kl_to_original(model, task) -> float:
+    """Mean KL divergence of `model`'s next-token distribution from the original's, on the task's held-out windows."""
+    from edgecompress.families.lm.agreement import token_statistics
+
+    model.eval()
+    with torch.no_grad():
+        stats = torch.cat([token_statistics(model(**inputs), targets) for inputs, targets in task.eval_loader])
+    return stats[:, 2].mean().item()
+
+
 @pytest.fixture(scope="session")
 def tokenizer(tiny_llama_dir):
     from transformers import AutoTokenizer
@@ -59,4 +82,4 @@ def tiny_gpt2_dir(tokenizer, tmp_path_factory):
     return _random_decoder(config, tokenizer, tmp_path_factory.mktemp("lm") / "gpt2")
 
 
-__all__ = ["TINY", "train_tokenizer"]
+__all__ = ["TINY", "kl_to_original", "train_tokenizer"]

@@ -76,6 +76,9 @@ def test_a_distillation_budget_for_a_route_without_distillation_is_refused_with_
     assert "--distill-seconds: route int4 does not distill; use ternary" in capsys.readouterr().err and not out.exists()
     assert [s.stage for s in route_stages("ternary", distill_seconds=0)] == ["qat", "quantize"]
     assert route_stages("ternary", distill_seconds=60)[1].seconds == 60
+    for route in ("structured", "sparse24"):  # --distill-seconds sets every route's distillation budget
+        assert [s.seconds for s in route_stages(route, distill_seconds=60) if s.stage == "distill"] == [60]
+        assert "distill" not in [s.stage for s in route_stages(route, distill_seconds=0)]
 
 
 def test_qat_on_a_gpt2_decoder_says_its_conv1d_layers_are_not_supported():

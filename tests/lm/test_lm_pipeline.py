@@ -194,3 +194,38 @@ def test_ternary_route_packs_its_weights_near_their_entropy_and_below_the_int8_r
     assert ternary and all(t.bytes_per_param <= 2 / 8 for t in ternary)  # <= 2 bits per weight (~1.6: the entropy)
     # the ternary layers are 12% of this toy model's weights, the token table (4 bits here, 8 in int8) most of the rest
     assert metrics["final"]["storage_bytes"] < 0.8 * llama_int8[1]["final"]["storage_bytes"]
+
+
+def test_sparse24_route_ships_two_zeros_in_every_four_weights_and_they_shrink_only_the_packed_file(llama_int8, tiny_llama_dir, tmp_path):
+    """The 2:4 masks survive distillation and int8 (a zero quantizes to the int8 zero); ONNX Runtime stores them
+    densely, so the ONNX file is the int8 route's size and only the packed .ecz gets smaller."""
+    import onnx
+
+    from edgecompress.delivery import pack
+
+    out = tmp_path / "sparse24"
+    assert main(["llm", "sparse24", "--model-dir", str(tiny_llama_dir), "--out", str(out), "--distill-seconds", "3"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [stage["name"] for stage in metrics["stages"]] == ["sparsegpt", "distill", "quantize"]
+    packed_layers = {}
+    for name, run in (("sparse24", out), ("int8", llama_int8[0])):
+        model = onnx.load(str(run / "final.onnx"))
+        weights = [w for w in _matmul_integer_weights(model) if w.shape[1] != 4096]  # not the tied output layer
+        assert len(weights) == 2 * 7
+        if name == "sparse24":
+            for w in weights:  # [inputs, outputs]: groups of 4 consecutive inputs of each output channel
+                assert ((w.T.reshape(w.shape[1], -1, 4) == 0).sum(-1) >= 2).all()
+        stored = {n.input[1] for n in model.graph.node if n.op_type == "MatMulInteger"}
+        info = pack(run / "final.onnx", tmp_path / f"{name}.ecz")
+        packed_layers[name] = sum(t.packed_bytes for t in info.tensors if t.name in stored and t.elements != 32 * 4096)
+    assert metrics["final"]["artifact_bytes"] == llama_int8[1]["final"]["artifact_bytes"]  # zeros stored densely
+    assert packed_layers["sparse24"] < 0.85 * packed_layers["int8"], packed_layers
+    assert metrics["final"]["storage_bytes"] < llama_int8[1]["final"]["storage_bytes"]
+
+
+def test_the_structured_route_refuses_a_decoder_too_shallow_for_it_before_any_work(tiny_llama_dir, tmp_path, capsys):
+    out = tmp_path / "structured"
+    assert main(["llm", "structured", "--model-dir", str(tiny_llama_dir), "--out", str(out)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: remove_layers.count: the model has 2 layers; remove from 1 to 1 of them, got 2"]
+    assert not out.exists()

@@ -10,26 +10,7 @@ import torch.nn.functional as F
 import edgecompress as ec
 from edgecompress.core.masks import get_mask
 from edgecompress.core.train.distill import distillation_loss
-from edgecompress.families.lm.agreement import token_statistics
-from edgecompress.families.lm.model_dir import load_decoder
-from edgecompress.families.lm.task import language_model_task
-
-
-@pytest.fixture(scope="module")
-def decoder_and_task(tiny_llama_dir):
-    """The tiny Llama with its final norm scaled up 20x: 20 training steps leave its predictions nearly flat,
-    and a sharper teacher makes what pruning loses, and distillation wins back, measurable."""
-    decoder = load_decoder(tiny_llama_dir)
-    with torch.no_grad():
-        dict(decoder.model.named_parameters())["lm.model.norm.weight"].mul_(20)
-    return decoder, language_model_task(decoder, seed=0, n_eval=8, n_train=32, n_validation=8)
-
-
-def _kl_to_original(model, task) -> float:
-    model.eval()
-    with torch.no_grad():
-        stats = torch.cat([token_statistics(model(**inputs), targets) for inputs, targets in task.eval_loader])
-    return stats[:, 2].mean().item()
+from tests.lm.conftest import kl_to_original
 
 
 def test_kl_distillation_loss_of_token_logits_is_the_mean_over_tokens():
@@ -44,8 +25,8 @@ def test_kl_distillation_loss_of_token_logits_is_the_mean_over_tokens():
     assert distillation_loss(student[:, 0], teacher[:, 0], 2.0).item() == pytest.approx(4 * sum(rows).item() / 2, rel=1e-5)
 
 
-def test_wanda_per_row_prunes_half_of_every_row_of_the_decoders_linears(decoder_and_task):
-    decoder, task = decoder_and_task
+def test_wanda_per_row_prunes_half_of_every_row_of_the_decoders_linears(sharp_llama):
+    decoder, task = sharp_llama
     pruned = ec.apply(decoder.model, ec.Prune(pattern="unstructured", criterion="wanda", scope="row", amount=0.5), task)
     layers = {name: m for name, m in pruned.named_modules() if isinstance(m, torch.nn.Linear) and get_mask(m) is not None}
     assert len(layers) == 2 * 7  # q, k, v, o, gate, up, down of both layers; the tied output layer is kept
@@ -54,12 +35,12 @@ def test_wanda_per_row_prunes_half_of_every_row_of_the_decoders_linears(decoder_
         assert removed.tolist() == [layer.in_features // 2] * layer.out_features
 
 
-def test_distill_recovers_a_pruned_decoder_by_kl_without_being_told_the_loss(decoder_and_task):
-    decoder, task = decoder_and_task
+def test_distill_recovers_a_pruned_decoder_by_kl_without_being_told_the_loss(sharp_llama):
+    decoder, task = sharp_llama
     pruned = ec.apply(decoder.model, ec.Prune(pattern="nm", n=2, m=4, criterion="l1"), task)
-    before = _kl_to_original(pruned, task)
+    before = kl_to_original(pruned, task)
     recovered = ec.apply(pruned, ec.Distill(epochs=10, lr=3e-3), task, teacher=decoder.model)
-    after = _kl_to_original(recovered, task)
+    after = kl_to_original(recovered, task)
     assert after < 0.75 * before, (before, after)  # 0.0435 -> 0.0266 here
     for name, layer in recovered.named_modules():  # 2:4 still holds after training
         if isinstance(layer, torch.nn.Linear) and get_mask(layer) is not None:
@@ -67,9 +48,9 @@ def test_distill_recovers_a_pruned_decoder_by_kl_without_being_told_the_loss(dec
     assert math.isfinite(after)
 
 
-def test_removing_half_the_ffn_neurons_shrinks_every_swiglu_and_wanda_with_refit_keeps_more(decoder_and_task):
+def test_removing_half_the_ffn_neurons_shrinks_every_swiglu_and_wanda_with_refit_keeps_more(sharp_llama):
     """Minitron's width pruning of the FFN on a decoder: gate and up rows and down columns really go."""
-    decoder, task = decoder_and_task
+    decoder, task = sharp_llama
     before = sum(p.numel() for p in decoder.model.parameters())
     magnitude = ec.apply(decoder.model, ec.RemoveFfn(fraction=0.5, criterion="magnitude"), task)
     wanda = ec.apply(decoder.model, ec.RemoveFfn(fraction=0.5), task)
@@ -80,5 +61,5 @@ def test_removing_half_the_ffn_neurons_shrinks_every_swiglu_and_wanda_with_refit
         assert model.lm.config.intermediate_size == 32
         assert sum(p.numel() for p in model.parameters()) == before - 2 * 3 * 32 * 32  # 2 layers, 3 matrices of 32 x 32
     assert decoder.model.lm.model.layers[0].mlp.up_proj.out_features == 64  # the original is left whole
-    kl_magnitude, kl_wanda = _kl_to_original(magnitude, task), _kl_to_original(wanda, task)
+    kl_magnitude, kl_wanda = kl_to_original(magnitude, task), kl_to_original(wanda, task)
     assert kl_wanda < 0.8 * kl_magnitude, (kl_magnitude, kl_wanda)  # 0.0033 -> 0.0005 here

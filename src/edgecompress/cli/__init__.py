@@ -524,10 +524,10 @@ GENERATION_CHARS = 40  # of each side-by-side continuation in the llm summary (g
 
 @app.command("llm")
 def llm_command(
-    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~3.4x smaller), int4 (MatMulNBits blocks of 32 rounded by GPTQ, token table int4, ~5.5x smaller) or ternary (BitNet b1.58 absmean weights recovered by KL distillation, shipped as int8 with a 4-bit token table; the packed .ecz stores them at ~1.6 bits): the recipes examples/lm-ROUTE.yaml."),
+    route: str = typer.Argument("int8", help="int8 (dynamic int8 MatMuls, token table int8, ~3.4x smaller), int4 (MatMulNBits blocks of 32 rounded by GPTQ, token table int4, ~5.5x smaller), ternary (BitNet b1.58 absmean weights recovered by KL distillation, shipped as int8 with a 4-bit token table; the packed .ecz stores them at ~1.6 bits), structured (a third of the query heads per key/value group, three quarters of the FFN neurons and 2 layers removed for real, KL distillation, then int8) or sparse24 (SparseGPT 2:4, KL distillation with the masks held, then int8; the zeros shrink only the packed .ecz): the recipes examples/lm-ROUTE.yaml."),
     out: Path = typer.Option(Path("runs/llm"), "--out", help="Directory for the run (baseline.onnx, final.onnx, metrics.json, report) and artifact/ (model.onnx + tokenizer, for generate)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A Hugging Face decoder directory (Llama, Qwen2, GPT-2 style; safetensors); default: the built-in stdlib-coder, trained once per machine (~10 min)."),
-    distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=0.0, help="Time budget of the route's distill stage (0: no distillation); ternary."),
+    distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=0.0, help="Time budget of the route's distill stage in seconds (0: no distillation); ternary, structured, sparse24."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Random seed (training windows, calibration)."),
     target: str = typer.Option("portable", "--target", help=_TARGET_HELP.replace(" [default: the recipe's, else portable]", " [default: portable]")),
     resume: bool = typer.Option(False, "--resume", help=_RESUME_RUN_HELP),

@@ -92,7 +92,8 @@ def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") 
     """Give every layer of a freshly built `model` the sizes saved in `path`, then load the weights.
 
     Only the constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
-    untrusted as the rest of the file. The architecture comes from the caller, never from the metadata."""
+    untrusted as the rest of the file. The architecture comes from the caller, never from the metadata. A model
+    with an `after_resize()` method re-derives from the new shapes what else it keeps (e.g. head counts)."""
     saved, metadata = load_safetensors(path, field)
     modules = dict(model.named_modules())
     sizes = _layer_sizes(metadata.get(LAYER_SIZES_KEY, "{}"), path, field)
@@ -133,6 +134,9 @@ def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") 
         if module is None or not isinstance(getattr(module, param, None), torch.Tensor) or getattr(module, param).shape != mask.shape:
             raise UserError(f"{field}: {path} has a mask for {quote(name)} that fits no weight of the architecture")
         set_mask(module, mask != 0, param)
+    after_resize = getattr(model, "after_resize", None)
+    if callable(after_resize):  # a model whose structure also lives in attributes (a decoder's head counts)
+        after_resize()
     return model
 
 

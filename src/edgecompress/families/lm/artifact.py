@@ -135,10 +135,13 @@ SIDE_BY_SIDE_TOKENS = 32
 
 
 def side_by_side(models: dict[str, Path], like: OpenArtifact, prompts=SIDE_BY_SIDE_PROMPTS, max_new_tokens: int = SIDE_BY_SIDE_TOKENS) -> list[dict]:
-    """Each prompt's greedy continuation by each ONNX file in `models` (name -> path), fed as `like` is."""
+    """Each prompt's greedy continuation by each ONNX file in `models` (name -> path), fed as `like` is, with the
+    cache each file takes (heads or layers removed change it)."""
+    from edgecompress.families.lm.export import graph_cache_shape
     from edgecompress.runtime.sessions import make_session
 
-    sessions = {name: OpenArtifact(make_session(path), like.tokenizer, like.cache, like.context, like.eos_token_id) for name, path in models.items()}
+    sessions = {name: OpenArtifact(make_session(path), like.tokenizer, graph_cache_shape(path), like.context, like.eos_token_id)
+                for name, path in models.items()}
     rows = []
     for prompt in prompts:
         ids = like.tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -51,7 +51,6 @@ class CausalLM(nn.Module):
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.lm = lm
-        self.cache = cache_shape(lm.config)
         # transformers 5 names the cache argument `cache`; earlier releases `past_key_values`
         parameters = inspect.signature(lm.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
@@ -59,6 +58,18 @@ class CausalLM(nn.Module):
     @property
     def config(self):
         return self.lm.config
+
+    @property
+    def cache(self) -> CacheShape:
+        """Read from the config each time: removing heads or layers changes it (`techniques/transformer`)."""
+        return cache_shape(self.lm.config)
+
+    def after_resize(self) -> None:
+        """After a pruned checkpoint was loaded into the original architecture (`resize_to_saved`): the attention
+        head counts follow the loaded projections, as remove_heads left them."""
+        from edgecompress.techniques.transformer.decoder_heads import sync_attention
+
+        sync_attention(self)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **past: torch.Tensor) -> torch.Tensor:
         return self.step(input_ids, attention_mask, past)[0]

@@ -13,7 +13,7 @@ import torch
 
 from edgecompress.core.errors import RunFailure, first_line
 from edgecompress.core.masks import finalized_copy
-from edgecompress.families.lm.decoder import LOGITS, CausalLM, KvCacheStep
+from edgecompress.families.lm.decoder import LOGITS, CacheShape, CausalLM, KvCacheStep
 from edgecompress.onnx.export import quiet_exporter, strip_debug_metadata
 from edgecompress.onnx.export_cache import export_program
 from edgecompress.storage.files import atomic_path
@@ -47,3 +47,18 @@ def export_decoder(model: CausalLM, path: str | Path) -> Path:
     except Exception as exc:
         raise RunFailure(f"export: the decoder could not be exported to ONNX: {first_line(exc)}") from exc
     return Path(path)
+
+
+def graph_cache_shape(path: str | Path) -> CacheShape:
+    """The key/value cache an exported file takes, read from its inputs: after heads or layers were removed it is
+    not the original model's, so each file is fed by its own.
+
+    >>> graph_cache_shape("final.onnx").layers  # doctest: +SKIP
+    10
+    """
+    graph = onnx.load(str(path), load_external_data=False).graph
+    keys = [i for i in graph.input if i.name.startswith("past_key_values.") and i.name.endswith(".key")]
+    if not keys:
+        raise RunFailure(f"export: {path} takes no past_key_values inputs; it is not a decoder exported with its cache")
+    dims = keys[0].type.tensor_type.shape.dim
+    return CacheShape(len(keys), dims[1].dim_value, dims[3].dim_value)

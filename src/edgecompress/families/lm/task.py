@@ -28,7 +28,7 @@ from edgecompress.families.lm.agreement import ReferenceWindows, agreement_detai
 from edgecompress.families.lm.artifact import open_artifact, save_artifact, side_by_side
 from edgecompress.families.lm.builtin import token_stream
 from edgecompress.families.lm.corpus import stdlib_corpus
-from edgecompress.families.lm.export import ATTENTION_MASK, INPUT_IDS, export_decoder
+from edgecompress.families.lm.export import ATTENTION_MASK, INPUT_IDS, export_decoder, graph_cache_shape
 from edgecompress.families.lm.model_dir import LoadedDecoder
 from edgecompress.storage.files import atomic_write_text
 
@@ -79,7 +79,7 @@ def language_model_task(decoder: LoadedDecoder, seed: int = 0, window: int = WIN
                 ATTENTION_MASK: torch.ones(batch, LATENCY_PAST + 1, dtype=torch.int64), **past}
 
     def ship(final_onnx: Path, run_dir: Path) -> dict[str, dict]:
-        folder = save_artifact(final_onnx, tokenizer, cache, decoder.context, run_dir / ARTIFACT_DIR)
+        folder = save_artifact(final_onnx, tokenizer, graph_cache_shape(final_onnx), decoder.context, run_dir / ARTIFACT_DIR)
         models = {"original": run_dir / BASELINE_FILE, "compressed": final_onnx}
         rows = side_by_side({name: path for name, path in models.items() if path.is_file()}, open_artifact(folder))
         atomic_write_text(run_dir / GENERATIONS_FILE, json.dumps(rows, indent=2) + "\n")

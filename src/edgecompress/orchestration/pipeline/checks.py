@@ -34,7 +34,7 @@ def validate_recipe(stages: Sequence[StageConfig]) -> None:
 
 def check_stages(model, stages, has_data: bool, has_labels: bool = True, task_name: str = "") -> None:
     """Every check that needs no work, before any output is written: stages that train on labels against a
-    task without them, prune settings, and `keep_float` patterns of quantize stages while the layer names are
+    task without them, prune settings, removal settings (heads, layers) against the model, and `keep_float` patterns of quantize stages while the layer names are
     still the model's (no factorize before them)."""
     if not has_labels:
         labelled = [f"stage {i} ({s.name})" for i, s in enumerate(stages, start=1) if s.needs_labels]
@@ -43,8 +43,10 @@ def check_stages(model, stages, has_data: bool, has_labels: bool = True, task_na
                             "recover fidelity with a distill stage (stage: distill) instead")
     from edgecompress.techniques.prune.checks import check_prune_stages  # torch: the checks read the model's layers
     from edgecompress.techniques.quantize.mixed_precision import explicit_float_layers
+    from edgecompress.techniques.transformer.checks import check_removal_stages
 
     check_prune_stages(model, stages, has_data=has_data)
+    check_removal_stages(model, stages)
     for stage in stages:
         if isinstance(stage, Factorize):
             break

@@ -20,7 +20,7 @@ from edgecompress.techniques.finetune.config import Finetune
 from edgecompress.techniques.lowrank.config import Factorize
 from edgecompress.techniques.prune.config import Prune, SparseGPT
 from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, QuantizeDynamic, QuantizeInt4, QuantizeStatic
-from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads
+from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads, RemoveLayers
 
 if TYPE_CHECKING:
     from edgecompress.techniques.stage import Handler, ModelState, StageContext
@@ -39,6 +39,7 @@ HANDLERS: dict[type[StageConfig], str] = {
     BlockQat: "edgecompress.techniques.quantize.stage:block_qat_stage",
     RemoveFfn: "edgecompress.techniques.transformer.stage:remove_ffn_stage",
     RemoveHeads: "edgecompress.techniques.transformer.stage:remove_heads_stage",
+    RemoveLayers: "edgecompress.techniques.transformer.stage:remove_layers_stage",
 }
 
 __all__ = ["HANDLERS", "handler_for", "run_stage", "stage_union"]

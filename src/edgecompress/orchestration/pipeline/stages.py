@@ -16,13 +16,13 @@ from edgecompress.techniques.prune.config import Prune, SparseGPT
 from edgecompress.techniques.prune.criteria import Custom, Magnitude, Movement, OwnMasks, Random, Taylor, Wanda
 from edgecompress.techniques.prune.patterns import NM, Blocks, Channels, Unstructured
 from edgecompress.techniques.quantize.config import BlockQat, CastFp16, Qat, Quantize, QuantizeDynamic, QuantizeInt4, QuantizeStatic
-from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads
+from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads, RemoveLayers
 
 AnyStage = stage_union()
 
 __all__ = [
     "AnyStage", "StageConfig", "default_recipe",
-    "Prune", "Finetune", "Factorize", "Qat", "Distill", "BlockQat", "RemoveFfn", "RemoveHeads", "SparseGPT",
+    "Prune", "Finetune", "Factorize", "Qat", "Distill", "BlockQat", "RemoveFfn", "RemoveHeads", "RemoveLayers", "SparseGPT",
     "Quantize", "QuantizeStatic", "QuantizeDynamic", "CastFp16", "QuantizeInt4",
     "Unstructured", "Channels", "Blocks", "NM",
     "Magnitude", "Random", "Taylor", "Wanda", "Movement", "Custom", "OwnMasks",
