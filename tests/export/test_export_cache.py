@@ -127,3 +127,18 @@ def test_a_decoder_with_its_cache_exports_from_the_reused_trace_to_a_fresh_expor
     export_decoder(model, tmp_path / "c.onnx")
     assert (tmp_path / "b.onnx").read_bytes() == (tmp_path / "c.onnx").read_bytes()
     assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "b.onnx").read_bytes()
+
+
+def test_a_decoders_attention_kernel_is_part_of_its_architecture():
+    """transformers keeps the attention implementation outside the config's dict; it changes the traced graph."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edgecompress.families.lm.decoder import CausalLM
+    from edgecompress.onnx.export_cache import architecture_key
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, max_position_embeddings=32)
+    model = CausalLM(LlamaForCausalLM(config))
+    sdpa = architecture_key(model, (torch.zeros(1),))
+    model.config._attn_implementation = "eager"
+    assert sdpa is not None and architecture_key(model, (torch.zeros(1),)) not in (None, sdpa)

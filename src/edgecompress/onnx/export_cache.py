@@ -150,8 +150,8 @@ def _describe(value, values: bool) -> object:
         return _qualified(value)
     if isinstance(value, types.MethodType):
         return ("method", _qualified(value.__func__), _qualified(type(value.__self__)))
-    if callable(getattr(value, "to_dict", None)):  # a transformers config
-        return (_qualified(type(value)), _describe(value.to_dict(), values))
+    if callable(getattr(value, "to_dict", None)):  # a transformers config (its attention kernel is kept outside the dict)
+        return (_qualified(type(value)), _describe(value.to_dict(), values), repr(getattr(value, "_attn_implementation", None)))
     text = repr(value)
     if " at 0x" in text or " object at " in text:
         raise _Uncacheable(f"cannot describe {type(value).__name__}")
