@@ -73,8 +73,9 @@ def test_combinations_that_make_no_sense_are_refused_when_built(build, message):
 
 def test_every_registered_config_is_a_recipe_stage():
     """The registry is the one list: a config with a handler is also a stage the YAML recipe accepts."""
+    required = {ec.Prune: {"pattern": ec.Unstructured()}, ec.RemoveLayers: {"count": 1}}  # the configs without a default for everything
     for config_type in HANDLERS:
-        config = config_type() if config_type is not ec.Prune else ec.Prune(pattern=ec.Unstructured())
+        config = config_type(**required.get(config_type, {}))
         recipe = Recipe.model_validate({"model": "digits-cnn", "stages": [config.model_dump(mode="json")]})
         assert recipe.stages == [config]
 
