@@ -30,7 +30,7 @@ CLAIMS = {
     "minilm_size": "int8: 23.8 MB",
     "minilm_cosine": "mean cosine 0.998",
     "minilm_overlap": "overlap@10 0.936",
-    "minilm_latency": "faster at batch 32 than ONNX Runtime's own per-channel int8",
+    "minilm_latency": "as fast at batch 32 as ONNX Runtime's own per-channel int8 of the same model, within 15%",
     "minilm_exact": "exact on every CPU class",
 }
 
@@ -99,7 +99,7 @@ def minilm_checks() -> list[Check]:
         Check(CLAIMS["minilm_size"], result.final.artifact_bytes / 1e6, 24.0, at_most=True),
         Check(CLAIMS["minilm_cosine"], fid["cosine_mean"], 0.995, at_most=False),
         Check(CLAIMS["minilm_overlap"], fid["overlap_at_10"], 0.93, at_most=False),
-        Check(CLAIMS["minilm_latency"], ours_ms / theirs_ms, 1.0, at_most=True),
+        Check(CLAIMS["minilm_latency"], ours_ms / theirs_ms, 1.15, at_most=True),
         Check(CLAIMS["minilm_exact"], max(e.off_fraction for e in exactness), 0.001, at_most=True, note=", ".join(e.cpu for e in exactness)),
     ]
 
