@@ -92,7 +92,7 @@ def clear_cache() -> None:
 def architecture_key(module: nn.Module, args: tuple, **export_arguments) -> str | None:
     """A digest of everything besides weight values that decides the traced graph, or None if unsure."""
     try:
-        parts = [_describe_inputs(args), _describe(export_arguments, values=False)]
+        parts = [_describe(args, values=False), _describe(export_arguments, values=False)]  # example inputs: shapes only
         for name, sub in module.named_modules(remove_duplicate=False):
             if any(getattr(sub, hooks) for hooks in _FORWARD_HOOKS):
                 raise _Uncacheable(f"{name}: forward hook")
@@ -120,16 +120,6 @@ def _named_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     tensors = dict(module.named_parameters(remove_duplicate=False))
     tensors.update(module.named_buffers(remove_duplicate=False))
     return tensors
-
-
-def _describe_inputs(args) -> object:
-    if isinstance(args, torch.Tensor):
-        return ("tensor", tuple(args.shape), str(args.dtype))
-    if isinstance(args, (list, tuple)):
-        return (type(args).__name__, [_describe_inputs(a) for a in args])
-    if isinstance(args, dict):
-        return ("dict", sorted((repr(k), _describe_inputs(v)) for k, v in args.items()))
-    return _describe(args, values=True)
 
 
 def _describe(value, values: bool) -> object:
