@@ -220,3 +220,9 @@ def test_an_encoder_loses_its_layer_of_lowest_block_influence_and_still_embeds(t
     path = export_encoder(model, tmp_path / "one-layer.onnx")
     feeds = token_feeds(batches=1)
     assert np.allclose(embed_feeds(path, feeds), embeddings(model, feeds).numpy(), atol=1e-5)
+    from edgecompress.core.models.checkpoint import resize_to_saved, save_model_file
+
+    save_model_file(model, tmp_path / "one-layer.safetensors")  # reloads into the original two-layer architecture
+    reloaded = resize_to_saved(tiny_encoder(seed=1), tmp_path / "one-layer.safetensors")
+    assert len(reloaded.backbone.encoder.layer) == 1 and reloaded.backbone.config.num_hidden_layers == 1
+    assert torch.equal(embeddings(reloaded, feeds), embeddings(model, feeds))

@@ -141,12 +141,12 @@ def _graph(path):
     return onnx.load(str(path)).graph
 
 
-def _run_and_generate(model_dir, stages, out):
+def _run_and_generate(model_dir, stages, out, resume=False):
     """A recipe run; (result, the shipped artifact's greedy tokens, the pruned torch model's) for 16 tokens."""
     from edgecompress.orchestration.recipe import run_recipe
     from edgecompress.orchestration.recipe.schema import Recipe
 
-    result = run_recipe(Recipe(model=str(model_dir), task="language-model", stages=stages), out)
+    result = run_recipe(Recipe(model=str(model_dir), task="language-model", stages=stages), out, resume=resume)
     artifact = open_artifact(out / "artifact")
     prompt = artifact.tokenizer("import os\n", add_special_tokens=False)["input_ids"]
     tokens, _, _ = generate_ids(artifact, prompt, 16, lambda logits: int(np.argmax(logits)), None)
@@ -164,7 +164,7 @@ def test_a_decoder_without_half_its_query_heads_ships_narrower_attention_and_gen
     assert (settings["layers"], settings["kv_heads"], settings["head_dim"]) == (2, 1, 16)
 
 
-def test_a_decoder_without_a_layer_ships_a_graph_with_one_layers_cache_and_generates_torchs_tokens(tiny_llama_dir, tmp_path):
+def test_a_decoder_without_a_layer_ships_a_graph_with_one_layers_cache_and_generates_torchs_tokens(tiny_llama_dir, tmp_path, monkeypatch):
     result, shipped, pruned = _run_and_generate(tiny_llama_dir, [RemoveLayers(count=1)], tmp_path / "run")
     assert shipped == pruned
     details = result.final.details["remove_layers"]
@@ -174,6 +174,16 @@ def test_a_decoder_without_a_layer_ships_a_graph_with_one_layers_cache_and_gener
     assert json.loads((tmp_path / "run/artifact/lm.json").read_text())["layers"] == 1
     rows = json.loads((tmp_path / "run/generations.json").read_text())  # the original (2 layers) fed its own cache
     assert rows and all(row["original"] and row["compressed"] for row in rows)
+    final = (tmp_path / "run/final.onnx").read_bytes()
+    with monkeypatch.context() as patched:  # resumed, the stage is loaded from its checkpoint, not computed again
+        patched.setattr("edgecompress.techniques.transformer.stage.remove_layers", _must_not_run)
+        resumed = _run_and_generate(tiny_llama_dir, [RemoveLayers(count=1)], tmp_path / "run", resume=True)[0]
+    assert (tmp_path / "run/final.onnx").read_bytes() == final  # (latency is timed again: a measurement, not a result)
+    assert (resumed.final.score, resumed.final.params, resumed.final.details["remove_layers"]) == (result.final.score, result.final.params, details)
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("a finished stage was computed again on --resume")
 
 
 def test_a_qwen2_decoder_loses_a_layer_with_its_layer_type_and_cache_index(tmp_path):
@@ -183,6 +193,29 @@ def test_a_qwen2_decoder_loses_a_layer_with_its_layer_type_and_cache_index(tmp_p
     assert [layer.self_attn.layer_idx for layer in model.lm.model.layers] == [0, 1]
     assert _exported_greedy(model, tmp_path / "qwen2.onnx", PROMPT, 8) == _torch_greedy(model, PROMPT, 8)
     assert model.cache.layers == 2
+
+
+def test_a_decoder_saved_without_a_layer_reloads_into_the_original_architecture(tmp_path):
+    """Layers 0 and 2 of 4 removed in two steps; the file reloads into a fresh 4-layer Qwen2: same logits, the
+    layer types and cache indices of the layers left, and a 2-layer cache."""
+    from edgecompress.core.models.checkpoint import resize_to_saved, save_model_file
+    from edgecompress.techniques.transformer.depth import keep_layers, layer_list
+
+    original = _random_decoder("Qwen2", num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
+                               layer_types=["full_attention", "sliding_attention", "full_attention", "sliding_attention"], use_sliding_window=True)
+    pruned = copy.deepcopy(original)
+    keep_layers(pruned, layer_list(pruned), [1, 2, 3])
+    keep_layers(pruned, layer_list(pruned), [0, 2])  # what is left: the original layers 1 and 3
+    save_model_file(pruned, tmp_path / "pruned.safetensors")
+    reloaded = resize_to_saved(copy.deepcopy(original), tmp_path / "pruned.safetensors").eval()
+    config = reloaded.lm.config
+    assert (config.num_hidden_layers, config.layer_types) == (2, ["sliding_attention", "sliding_attention"])
+    assert [layer.self_attn.layer_idx for layer in reloaded.lm.model.layers] == [0, 1] and reloaded.cache.layers == 2
+    ids = torch.tensor([PROMPT])
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids, torch.ones_like(ids)), pruned(ids, torch.ones_like(ids)))
+    with pytest.raises(UserError, match="kept_entries metadata"):  # more layers than the architecture has
+        resize_to_saved(_random_decoder("Qwen2", num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1), tmp_path / "pruned.safetensors")
 
 
 @pytest.mark.parametrize("stage, message", [

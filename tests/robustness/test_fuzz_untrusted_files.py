@@ -201,6 +201,10 @@ def safetensors_files(draw):
         sizes = draw(st.one_of(JSON, st.dictionaries(st.sampled_from(["fc1", "conv1", "x", "fc1.weight"]), st.dictionaries(
             st.sampled_from(["in_features", "out_features", "groups", "forward", "__class__"]), st.integers(-3, 2**40) | JSON, max_size=2), max_size=2)))
         metadata["edgecompress.layer_sizes"] = json.dumps(sizes) if draw(st.booleans()) else draw(st.text(max_size=10))
+    if draw(st.booleans()):  # the original positions of a shortened ModuleList's entries
+        kept = draw(st.one_of(JSON, st.dictionaries(st.sampled_from(["", "fc1", "features", "layers"]),
+                                                    st.lists(st.integers(-1, 2**40) | JSON, max_size=3), max_size=2)))
+        metadata["edgecompress.kept_entries"] = json.dumps(kept) if draw(st.booleans()) else draw(st.text(max_size=10))
     if metadata or draw(st.booleans()):
         header["__metadata__"] = metadata if draw(st.booleans()) else draw(JSON)
     text = json.dumps(header).encode()

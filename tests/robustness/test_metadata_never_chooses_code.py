@@ -146,13 +146,22 @@ def test_a_checkpoint_record_cannot_point_outside_the_run(tmp_path):
         assert load_checkpoint(run, "01-prune", "fp", DigitsCNN()) is None, artifact
 
 
-def test_malformed_layer_sizes_metadata_is_an_input_error(tmp_path, capsys):
+@pytest.mark.parametrize("key, value, expected", [
+    ("edgecompress.layer_sizes", "{not json", "malformed edgecompress.layer_sizes"),
+    ("edgecompress.layer_sizes", '{"fc1": {"forward": 3}}', "'forward' = 3"),
+    ("edgecompress.layer_sizes", '{"fc1": {"in_features": -4}}', "malformed edgecompress.layer_sizes"),
+    ("edgecompress.layer_sizes", "[1, 2]", "malformed"),
+    # the original positions of a shortened ModuleList's entries: increasing, of a list the architecture has
+    ("edgecompress.kept_entries", "{not json", "malformed edgecompress.kept_entries"),
+    ("edgecompress.kept_entries", '{"fc1": [0]}', "'fc1' keeps entries [0]"),
+    ("edgecompress.kept_entries", '{"": [0, 0]}', "cannot give"),
+    ("edgecompress.kept_entries", '{"x": [-1]}', "malformed edgecompress.kept_entries"),
+])
+def test_malformed_structure_metadata_is_an_input_error(key, value, expected, tmp_path, capsys):
     from safetensors.torch import save_file
 
     state = {k: v.contiguous() for k, v in DigitsCNN().state_dict().items()}
-    for sizes, expected in [("{not json", "malformed edgecompress.layer_sizes"), ('{"fc1": {"forward": 3}}', "'forward' = 3"),
-                            ('{"fc1": {"in_features": -4}}', "malformed edgecompress.layer_sizes"), ('[1, 2]', "malformed")]:
-        path = tmp_path / "w.safetensors"
-        save_file(state, str(path), metadata={"edgecompress.layer_sizes": sizes, "edgecompress.arch": "digits-cnn"})
-        line = _one_line(main(["inspect", str(path), "--out", str(tmp_path / "out")]), capsys.readouterr().err)
-        assert expected in line, (sizes, line)
+    path = tmp_path / "w.safetensors"
+    save_file(state, str(path), metadata={key: value, "edgecompress.arch": "digits-cnn"})
+    line = _one_line(main(["inspect", str(path), "--out", str(tmp_path / "out")]), capsys.readouterr().err)
+    assert expected in line, line

@@ -19,6 +19,7 @@ from torch import nn
 from edgecompress.core.errors import UserError
 from edgecompress.core.masks import finalized_copy, get_mask, masked_weights, set_mask
 from edgecompress.core.models.metadata_arch import ARCH_KEY
+from edgecompress.core.models.module_lists import keep_entries, original_positions, shortened_lists
 from edgecompress.storage.files import atomic_path
 from edgecompress.untrusted.quoting import quote
 from edgecompress.untrusted.safetensors_files import load_safetensors, read_safetensors_header
@@ -38,8 +39,10 @@ _SIZE_FIELDS = {
 
 MASK_PREFIX = "edgecompress.mask:"
 LAYER_SIZES_KEY = "edgecompress.layer_sizes"
+KEPT_ENTRIES_KEY = "edgecompress.kept_entries"  # ModuleLists that lost entries: the original positions left
 _SIZE = Annotated[int, Field(strict=True, gt=0, le=2**31)]
 _LAYER_SIZES = TypeAdapter(dict[str, dict[str, _SIZE | list[_SIZE]]])
+_KEPT_ENTRIES = TypeAdapter(dict[str, list[Annotated[int, Field(strict=True, ge=0, le=2**31)]]])
 
 
 def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None, keep_masks: bool = False) -> Path:
@@ -57,6 +60,8 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
         if type(module) is kind
     }
     metadata = {LAYER_SIZES_KEY: json.dumps(sizes, sort_keys=True)}
+    if shortened_lists(plain):
+        metadata[KEPT_ENTRIES_KEY] = json.dumps(shortened_lists(plain), sort_keys=True)
     if arch:
         metadata[ARCH_KEY] = arch
     tensors = {k: v.detach().contiguous().clone() for k, v in plain.state_dict().items()}
@@ -91,10 +96,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") -> nn.Module:
     """Give every layer of a freshly built `model` the sizes saved in `path`, then load the weights.
 
-    Only the constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
+    Entries a ModuleList lost (whole layers removed) are dropped from `model`'s list first. Only the constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
     untrusted as the rest of the file. The architecture comes from the caller, never from the metadata. A model
     with an `after_resize()` method re-derives from the new shapes what else it keeps (e.g. head counts)."""
     saved, metadata = load_safetensors(path, field)
+    _drop_lost_entries(model, metadata.get(KEPT_ENTRIES_KEY, "{}"), path, field)
     modules = dict(model.named_modules())
     sizes = _layer_sizes(metadata.get(LAYER_SIZES_KEY, "{}"), path, field)
     for name, fields in sizes.items():
@@ -138,6 +144,22 @@ def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") 
     if callable(after_resize):  # a model whose structure also lives in attributes (a decoder's head counts)
         after_resize()
     return model
+
+
+def _drop_lost_entries(model: nn.Module, text: str, path, field: str) -> None:
+    """Drop from `model`'s ModuleLists the entries the saved model had lost, as the metadata lists them."""
+    try:
+        kept_entries = _KEPT_ENTRIES.validate_json(text)
+    except ValidationError as exc:
+        raise UserError(f"{field}: {path} has malformed {KEPT_ENTRIES_KEY} metadata: {exc.errors()[0]['msg'][:120]}") from None
+    modules = dict(model.named_modules())
+    for name, kept in kept_entries.items():
+        entries = modules.get(name)
+        have = original_positions(entries) if isinstance(entries, nn.ModuleList) else []
+        if not kept or kept != sorted(set(kept)) or not set(kept) <= set(have):
+            raise UserError(f"{field}: {path} has malformed {KEPT_ENTRIES_KEY} metadata: {quote(name)} keeps entries "
+                            f"{quote(kept)}, which the architecture's {'list' if have else 'model'} cannot give")
+        keep_entries(entries, [have.index(position) for position in kept])
 
 
 def _mask_owner(modules: dict[str, nn.Module], key: str) -> tuple[nn.Module | None, str]:

@@ -95,10 +95,10 @@ def _with_weights(loaded: LoadedModel, path: Path) -> LoadedModel:
 
 
 def _load_weights_into(model: nn.Module, path: Path) -> None:
-    from edgecompress.core.models.checkpoint import LAYER_SIZES_KEY, resize_to_saved
+    from edgecompress.core.models.checkpoint import KEPT_ENTRIES_KEY, LAYER_SIZES_KEY, resize_to_saved
 
     check_input_file(path, "--weights")
-    if path.suffix == ".safetensors" and LAYER_SIZES_KEY in read_safetensors_header(path, "--weights").metadata:
+    if path.suffix == ".safetensors" and {LAYER_SIZES_KEY, KEPT_ENTRIES_KEY} & set(read_safetensors_header(path, "--weights").metadata):
         resize_to_saved(model, path, field="--weights")  # a compressed model saved by edgecompress: layers may have new sizes
         return
     _load_state_into(model, load_state_dict(path, field="--weights"), str(path))

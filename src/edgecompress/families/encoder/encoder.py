@@ -22,6 +22,13 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
 
+    def after_resize(self) -> None:
+        """After a checkpoint with layers removed was loaded into the original architecture (`resize_to_saved`):
+        the config's layer count follows the layers left."""
+        from edgecompress.techniques.transformer.depth import sync_layers
+
+        sync_layers(self)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(
             input_ids=input_ids,

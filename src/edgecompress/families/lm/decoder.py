@@ -66,9 +66,12 @@ class CausalLM(nn.Module):
 
     def after_resize(self) -> None:
         """After a pruned checkpoint was loaded into the original architecture (`resize_to_saved`): the attention
-        head counts follow the loaded projections, as remove_heads left them."""
+        head counts follow the loaded projections, as remove_heads left them, and the layer count and cache
+        indices the layers left, as remove_layers left them."""
         from edgecompress.techniques.transformer.decoder_heads import sync_attention
+        from edgecompress.techniques.transformer.depth import sync_layers
 
+        sync_layers(self)
         sync_attention(self)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **past: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 
 from edgecompress.core.errors import UserError
 from edgecompress.core.measure.params import count_params
+from edgecompress.core.models.module_lists import keep_entries, original_positions
 from edgecompress.techniques.transformer.slicing import Feeds, backbone, calibration_pass, model_name, removed_count, transformers_config
 
 
@@ -113,18 +114,31 @@ def layers_removed(count: int | None, fraction: float | None, n: int) -> int:
 
 def keep_layers(model: nn.Module, layers: nn.ModuleList, kept: list[int]) -> None:
     """Drop the other layers, renumber what indexes by layer (`layer_idx`: the cache) and update the config."""
-    survivors = [layers[i] for i in kept]
-    for new, layer in enumerate(survivors):
+    config = transformers_config(model)
+    layer_types = getattr(config, "layer_types", None)
+    if isinstance(layer_types, (list, tuple)) and len(layer_types) == len(layers):
+        config.layer_types = [layer_types[i] for i in kept]
+    keep_entries(layers, kept)  # records the original positions, so a checkpoint reloads (core/models/module_lists)
+    sync_layers(model)
+
+
+def sync_layers(model: nn.Module) -> None:
+    """Renumber each layer's `layer_idx` and set the config's layer count (and `layer_types`, if it still
+    describes the original layers) from the layer list: after removal, and after a checkpoint with fewer
+    layers was loaded into the original architecture (`after_resize`)."""
+    try:
+        layers = layer_list(model)
+    except UserError:  # a model with no transformer layers (after_resize of a model that is not one)
+        return
+    for new, layer in enumerate(layers):
         for module in layer.modules():
             if isinstance(getattr(module, "layer_idx", None), int):
                 module.layer_idx = new
-    for index in range(len(layers) - 1, -1, -1):
-        del layers[index]
-    layers.extend(survivors)
     config = transformers_config(model)
     if config is None:
         return
-    config.num_hidden_layers = len(kept)
+    config.num_hidden_layers = len(layers)
     layer_types = getattr(config, "layer_types", None)
-    if isinstance(layer_types, (list, tuple)) and len(layer_types) >= max(kept) + 1:
+    kept = original_positions(layers)
+    if isinstance(layer_types, (list, tuple)) and len(layer_types) != len(layers) and len(layer_types) > max(kept):
         config.layer_types = [layer_types[i] for i in kept]
