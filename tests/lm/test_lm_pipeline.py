@@ -117,6 +117,27 @@ def test_a_users_decoder_directory_runs_end_to_end(family, route, request, tmp_p
     assert metrics["final"]["score"] == pytest.approx(metrics["baseline"]["score"], rel=0.05)
 
 
+def test_a_gpt2_decoder_goes_ternary_with_its_conv1d_layers_loaded_as_linear(tiny_gpt2_dir, tmp_path):
+    """GPT-2's Conv1D layers are loaded as the nn.Linear they compute (families/lm/conv1d.py): transformers'
+    logits unchanged, and every stage selects them: here ternary weights in each of the block's 4 projections."""
+    import onnx
+    from transformers import AutoModelForCausalLM
+
+    model = load_decoder(tiny_gpt2_dir).model
+    assert not [m for m in model.modules() if type(m).__name__ == "Conv1D"]
+    reference = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir, local_files_only=True).eval()
+    ids = torch.tensor([[5, 17, 201, 42, 7]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids, torch.ones_like(ids)), reference(ids).logits, atol=1e-5)
+    out = tmp_path / "run"
+    assert main(["llm", "ternary", "--model-dir", str(tiny_gpt2_dir), "--out", str(out), "--distill-seconds", "0"]) == 0
+    ternary = [w for w in _matmul_integer_weights(onnx.load(str(out / "final.onnx"))) if w.shape[1] != 4096]
+    assert sorted(w.shape for w in ternary) == [(32, 32), (32, 96), (32, 128), (128, 32)]  # c_attn, c_proj, c_fc, c_proj
+    for w in ternary:
+        for channel in w.T:
+            assert set(np.unique(channel).tolist()) <= {-64, 0, 64}
+
+
 def test_a_decoder_without_half_its_ffn_neurons_exports_with_its_cache_and_generates_torchs_tokens(tiny_llama_dir, tmp_path):
     """remove_ffn on a decoder through a recipe: the shipped file's FFN matrices are half as wide, and its
     key/value-cache graph still generates what the pruned torch model generates."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgecompress.core.errors import UserError, first_line
 from edgecompress.core.verbosity import quiet_libraries
+from edgecompress.families.lm.conv1d import conv1d_as_linear
 from edgecompress.families.lm.decoder import CausalLM
 from edgecompress.untrusted.folders import check_folder
 from edgecompress.untrusted.limits import MAX_TEXT_BYTES
@@ -73,6 +74,7 @@ def load_decoder(directory: str | Path | None = None) -> LoadedDecoder:
     if tokenizer.eos_token_id is None:
         raise UserError(f"{FIELD}: the tokenizer in {path} has no end-of-text token (eos_token); set it in tokenizer_config.json")
     lm.config.use_cache = True
+    conv1d_as_linear(lm)  # GPT-2's layers: every stage then sees the nn.Linear it selects (conv1d.py)
     context = int(getattr(lm.config, "max_position_embeddings", 0) or getattr(lm.config, "n_positions", 0) or 2048)
     return LoadedDecoder(CausalLM(lm.eval()).eval(), tokenizer, path, context)
 
