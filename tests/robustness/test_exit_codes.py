@@ -20,6 +20,7 @@ from edgecompress.cli import main
 from edgecompress.core.models.checkpoint import save_model_file
 from edgecompress.core.tasks.digits import ACCURACY, digits_split
 from edgecompress.orchestration.pipeline import run as pipeline_run
+from tests.robustness.ctrl_c import sigint_as_in_a_terminal
 
 STAGES = [ec.Prune(pattern="unstructured", amount=0.5), ec.Quantize()]
 
@@ -98,7 +99,7 @@ def test_ctrl_c_gives_130_and_the_interrupted_line(tmp_path):
     recipe.write_text("model: digits-cnn\ntrain: {epochs: 400}\nstages:\n  - stage: quantize\n")
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "edgecompress.cli", "run", str(recipe), "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 600  # guards a hang only: the event is the run taking its directory
     while not (out / ".edgecompress" / "manifest.json").exists():
         assert process.poll() is None and time.monotonic() < deadline

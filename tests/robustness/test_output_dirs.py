@@ -22,6 +22,7 @@ from edgecompress.orchestration.pipeline import run as pipeline_run
 from edgecompress.storage import files
 from edgecompress.storage.files import atomic_write_text
 from edgecompress.storage.rundir import owned_run_dir
+from tests.robustness.ctrl_c import sigint_as_in_a_terminal
 
 QUICK = "model: digits-cnn\nstages:\n  - stage: quantize\n"
 PRUNED = "model: digits-cnn\nstages:\n  - {stage: prune, pattern: unstructured, amount: 0.5}\n  - stage: quantize\n"
@@ -217,7 +218,7 @@ def test_ctrl_c_then_resume_gives_byte_identical_artifacts(trained_clean, tmp_pa
     out = tmp_path / "run"
     command = ["run", str(recipe), "--out", str(out)]
     process = subprocess.Popen([sys.executable, "-m", "edgecompress.cli", *command], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     _wait_for(out / "checkpoints" / "01-prune.json", process)  # interrupted while fine-tuning
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
