@@ -24,9 +24,13 @@ def test_only_replaces_the_sections_that_were_rerun(monkeypatch):
     again = bench.compose(_fake(["curves"], "newer"), previous=partial)
     assert again.count("Rerun on ") == 1 and ": pruning, curves, minilm (" in again
     assert "newer numbers of curves" in again and "new numbers of minilm" in again
-    earlier = again.replace(f"Rerun on {bench.datetime.date.today().isoformat()}", "Rerun on 2000-01-01")
+    today, here = bench.datetime.date.today().isoformat(), bench.environment()["cpu_class"]
+    assert f"Rerun on {today} on {here}: pruning, curves, minilm (" in again  # each rerun says its CPU class
+    earlier = again.replace(f"Rerun on {today} on {here}", "Rerun on 2000-01-01 on x86-other")
     later = bench.compose(_fake(["minilm"], "newest"), previous=earlier)
-    assert "Rerun on 2000-01-01: pruning, curves (" in later and f"Rerun on {bench.datetime.date.today().isoformat()}: minilm (" in later
+    assert "Rerun on 2000-01-01 on x86-other: pruning, curves (" in later and f"Rerun on {today} on {here}: minilm (" in later
+    undated_class = later.replace("Rerun on 2000-01-01 on x86-other:", "Rerun on 2000-01-01:")  # a note of before
+    assert "Rerun on 2000-01-01: pruning, curves (" in bench.compose(_fake(["minilm"], "x"), previous=undated_class)
 
 
 def test_only_refuses_when_a_kept_section_does_not_exist(monkeypatch):

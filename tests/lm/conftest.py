@@ -54,7 +54,7 @@ def tokenizer(tiny_llama_dir):
     return AutoTokenizer.from_pretrained(tiny_llama_dir, local_files_only=True)
 
 
-def _random_decoder(config, tokenizer, folder):
+def random_decoder_dir(config, tokenizer, folder):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -70,7 +70,7 @@ def tiny_qwen2_dir(tokenizer, tmp_path_factory):
 
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=1, max_position_embeddings=256, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id)
-    return _random_decoder(config, tokenizer, tmp_path_factory.mktemp("lm") / "qwen2")
+    return random_decoder_dir(config, tokenizer, tmp_path_factory.mktemp("lm") / "qwen2")
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +79,7 @@ def tiny_gpt2_dir(tokenizer, tmp_path_factory):
 
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=256,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return _random_decoder(config, tokenizer, tmp_path_factory.mktemp("lm") / "gpt2")
+    return random_decoder_dir(config, tokenizer, tmp_path_factory.mktemp("lm") / "gpt2")
 
 
-__all__ = ["TINY", "kl_to_original", "train_tokenizer"]
+__all__ = ["TINY", "kl_to_original", "random_decoder_dir", "train_tokenizer"]

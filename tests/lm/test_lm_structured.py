@@ -109,6 +109,21 @@ def test_a_run_refuses_to_change_a_decoders_cache_by_removing_heads(sharp_llama)
     assert "\n" not in str(error.value)
 
 
+def test_llm_structured_on_a_decoder_whose_cache_would_change_stops_before_writing_anything(tokenizer, tmp_path, capsys):
+    """The same refusal in a run comes before the original is measured: exit 2, one line, no output folder."""
+    from transformers import LlamaConfig
+
+    from tests.lm.conftest import random_decoder_dir
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=256, eos_token_id=tokenizer.eos_token_id)
+    model_dir = random_decoder_dir(config, tokenizer, tmp_path / "mha")
+    assert main(["llm", "structured", "--model-dir", str(model_dir), "--out", str(tmp_path / "out")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "remove_heads: this decoder has one query head per key/value head" in errors[0], errors
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_fraction_that_removes_no_head_is_refused_naming_the_field(sharp_llama):
     decoder, task = sharp_llama
     with pytest.raises(UserError, match=r"remove_heads.fraction: 0.2 of 2 query heads per key/value head removes none.*at least 0.25"):

@@ -46,7 +46,7 @@ def check_stages(model, stages, has_data: bool, has_labels: bool = True, task_na
     from edgecompress.techniques.transformer.checks import check_removal_stages
 
     check_prune_stages(model, stages, has_data=has_data)
-    check_removal_stages(model, stages)
+    check_removal_stages(model, stages, has_data=has_data)
     for stage in stages:
         if isinstance(stage, Factorize):
             break

@@ -10,13 +10,14 @@ from torch import nn
 
 from edgecompress.techniques.config import StageConfig
 from edgecompress.techniques.transformer.config import RemoveFfn, RemoveHeads, RemoveLayers
-from edgecompress.techniques.transformer.decoder_heads import check_decoder_heads, decoder_attention
+from edgecompress.techniques.transformer.decoder_heads import check_decoder_heads, decoder_attention, refuse_cache_change
 from edgecompress.techniques.transformer.depth import layer_list, layers_removed
 from edgecompress.techniques.transformer.structured import bert_layers, ffn_blocks
 
 
-def check_removal_stages(model: nn.Module, stages: Sequence[StageConfig]) -> None:
-    """Raise the first problem of the removal stages in `stages` on `model`, following the layer count down."""
+def check_removal_stages(model: nn.Module, stages: Sequence[StageConfig], has_data: bool = False) -> None:
+    """Raise the first problem of the removal stages in `stages` on `model`, following the layer count down;
+    `has_data`: a run with a task's batches (which fix a decoder's cache shape)."""
     layers = None
     for stage in stages:
         if isinstance(stage, RemoveFfn):
@@ -24,6 +25,8 @@ def check_removal_stages(model: nn.Module, stages: Sequence[StageConfig]) -> Non
         elif isinstance(stage, RemoveHeads):
             if decoder_attention(model):
                 check_decoder_heads(model, stage.fraction)
+                if has_data:
+                    refuse_cache_change(model)
             else:
                 bert_layers(model, "remove_heads")
         elif isinstance(stage, RemoveLayers):

@@ -94,6 +94,16 @@ def heads_removed(fraction: float, heads: int, group: int) -> int:
     return drop
 
 
+def refuse_cache_change(model: nn.Module) -> None:
+    """A decoder with one query head per key/value head loses key/value heads, so its cache changes shape;
+    a run's token batches carry the original's (empty) cache, so such a run is refused before any work
+    (`checks.py`), and `apply` with a task at the stage."""
+    attention = decoder_attention(model)
+    if attention and attention[0].k_proj.out_features == attention[0].q_proj.out_features:
+        raise UserError("remove_heads: this decoder has one query head per key/value head, so removing heads changes its "
+                        "key/value cache, which a language-model run cannot feed yet; use remove_ffn or remove_layers")
+
+
 def check_decoder_heads(model: nn.Module, fraction: float) -> None:
     """Before any work: `fraction` removes at least one head of every layer of a decoder."""
     for att in decoder_attention(model):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import copy
 from itertools import islice
 
-from edgecompress.core.errors import UserError
 from edgecompress.core.tasks.checks import FiniteBatches
 from edgecompress.techniques.stage import ModelState, StageContext
 from edgecompress.techniques.transformer.config import Removal, RemoveFfn, RemoveHeads, RemoveLayers
-from edgecompress.techniques.transformer.decoder_heads import decoder_attention
+from edgecompress.techniques.transformer.decoder_heads import refuse_cache_change
 from edgecompress.techniques.transformer.depth import remove_layers
 from edgecompress.techniques.transformer.structured import remove_attention_heads, remove_ffn_neurons
 
@@ -22,7 +21,8 @@ def remove_ffn_stage(config: RemoveFfn, state: ModelState, ctx: StageContext) ->
 
 
 def remove_heads_stage(config: RemoveHeads, state: ModelState, ctx: StageContext) -> ModelState:
-    _refuse_cache_change(state.torch_model, ctx)
+    if ctx.task is not None:
+        refuse_cache_change(state.torch_model)
     model = copy.deepcopy(state.torch_model)
     report = remove_attention_heads(model, config.fraction, _calibration(config, ctx), refit=config.refit)
     return ModelState(model, details={"remove_heads": report})
@@ -33,15 +33,6 @@ def remove_layers_stage(config: RemoveLayers, state: ModelState, ctx: StageConte
     feeds = _calibration(config, ctx) if config.criterion == "block_influence" else None
     report = remove_layers(model, config.count, config.fraction, feeds, config.criterion)
     return ModelState(model, details={"remove_layers": report})
-
-
-def _refuse_cache_change(model, ctx: StageContext) -> None:
-    """A decoder with one query head per key/value head loses key/value heads, so its cache changes shape;
-    a run's token batches carry the original's (empty) cache, so such a run is refused before any work."""
-    attention = decoder_attention(model)
-    if ctx.task is not None and attention and attention[0].k_proj.out_features == attention[0].q_proj.out_features:
-        raise UserError("remove_heads: this decoder has one query head per key/value head, so removing heads changes its "
-                        "key/value cache, which a language-model run cannot feed yet; use remove_ffn or remove_layers")
 
 
 def _calibration(config: Removal | RemoveLayers, ctx: StageContext) -> list | None:
