@@ -78,18 +78,20 @@ def compose(fresh: dict[str, str], previous: str | None = None) -> str:
 
 
 def _rerun_notes(head: str, fresh: dict[str, str]) -> list[str]:
-    """One "Rerun on DATE: sections" line per date, a section listed only under the date of its latest run."""
-    reruns: dict[str, list[str]] = {}
+    """One "Rerun on DATE on CPU CLASS: sections" line per date and class, a section listed only under its
+    latest run: int8 results and timings differ between CPU classes, so each number says where it was measured."""
+    reruns: dict[tuple[str, str], list[str]] = {}
     for line in head.splitlines():
-        match = re.match(r"Rerun on (\S+): ([a-z_, ]+) \(", line)
+        match = re.match(r"Rerun on (\S+?)(?: on (\S+))?: ([a-z_, ]+) \(", line)
         if match:
-            reruns[match.group(1)] = [n.strip() for n in match.group(2).split(",")]
-    today = datetime.date.today().isoformat()
-    reruns = {date: [n for n in names if n not in fresh] for date, names in reruns.items()}
-    reruns[today] = reruns.get(today, []) + list(fresh)
+            reruns[(match.group(1), match.group(2) or "")] = [n.strip() for n in match.group(3).split(",")]
+    now = (datetime.date.today().isoformat(), environment()["cpu_class"])
+    reruns = {when: [n for n in names if n not in fresh] for when, names in reruns.items()}
+    reruns[now] = reruns.get(now, []) + list(fresh)
     return [
-        f"Rerun on {date}: {', '.join(n for n in SECTIONS if n in names)} (`python -m benchmarks --only ...`)."
-        for date, names in sorted(reruns.items()) if names
+        f"Rerun on {date}{f' on {cpu_class}' if cpu_class else ''}: {', '.join(n for n in SECTIONS if n in names)} "
+        "(`python -m benchmarks --only ...`)."
+        for (date, cpu_class), names in sorted(reruns.items()) if names
     ]
 
 

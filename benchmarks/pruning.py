@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmarks.block_sparse import _calls_per_round, _max_rel_error, _round_median_ms
 from benchmarks.common import result_row, run_stages, table
-from edgecompress.orchestration.pipeline.stages import Finetune, Prune
+from edgecompress.orchestration.pipeline.stages import NM, Finetune, Prune, SparseGPT, Unstructured
 
 RECIPES = [
     ("one-shot global magnitude 90%, no fine-tune", [Prune(pattern="unstructured", criterion="l1", scope="global", amount=0.9)]),
@@ -43,8 +43,10 @@ MINILM_METHODS = [
     ("magnitude (L1) 50%, per layer", Prune(pattern="unstructured", criterion="l1", amount=0.5, **ENCODER_LINEARS)),
     ("magnitude (L1) 50%, global", Prune(pattern="unstructured", criterion="l1", amount=0.5, scope="global", **ENCODER_LINEARS)),
     ("Wanda 50%, per layer", Prune(pattern="unstructured", criterion="wanda", amount=0.5, **ENCODER_LINEARS)),
+    ("SparseGPT 50%", SparseGPT(pattern=Unstructured(), amount=0.5, layers=ENCODER_LINEARS["layers"], keep_classifier=False)),
     ("magnitude (L1) 2:4", Prune(pattern="nm", criterion="l1", **ENCODER_LINEARS)),
     ("Wanda 2:4", Prune(pattern="nm", criterion="wanda", **ENCODER_LINEARS)),
+    ("SparseGPT 2:4", SparseGPT(pattern=NM(n=2, m=4), layers=ENCODER_LINEARS["layers"], keep_classifier=False)),
 ]
 MINILM_EVAL, MINILM_CALIBRATION = 2000, 256
 
@@ -116,9 +118,27 @@ def minilm_rows() -> list[dict]:
     rows = []
     for label, config in MINILM_METHODS:
         model = copy.deepcopy(loaded.model)
-        prune_model(model, config, None, train=lambda *a, **k: None, batches=calibration)
+        if isinstance(config, SparseGPT):
+            _sparsegpt(model, config, calibration)
+        else:
+            prune_model(model, config, None, train=lambda *a, **k: None, batches=calibration)
         rows.append({"label": label, **fidelity(reference, _embed(model, evaluation)).to_json()})
     return rows
+
+
+def _sparsegpt(model: nn.Module, config: SparseGPT, calibration: list) -> None:
+    """The SparseGPT stage's own steps, on the same calibration batches as Wanda (no task object needed)."""
+    from edgecompress.core.masks import set_mask
+    from edgecompress.techniques.prune.selection import select_layers
+    from edgecompress.techniques.prune.sparsegpt import layer_hessians, sparsegpt_prune
+
+    layers = select_layers(model, config.layers, ("Linear",), config.keep, config.keep_classifier)
+    hessians = layer_hessians(model, layers, calibration, len(calibration))
+    for name, layer in layers.items():
+        pruned, keep = sparsegpt_prune(layer.weight, hessians[name], config.pattern, config.amount, config.block_size, config.damp)
+        with torch.no_grad():
+            layer.weight.copy_(pruned)
+        set_mask(layer, keep)
 
 
 def _embed(model, feeds) -> torch.Tensor:
@@ -174,8 +194,8 @@ def _minilm_table(rows: list[dict]) -> list[str]:
         "",
         "### Unstructured and 2:4 masks on all-MiniLM-L6-v2, no fine-tuning",
         "",
-        f"The engine's masks on the 36 Linear layers of the 6 encoder layers (embeddings kept); Wanda calibrated on "
-        f"{MINILM_CALIBRATION} docstring sentences, fidelity to the unpruned model on {MINILM_EVAL:,} held-out ones "
+        f"The engine's masks on the 36 Linear layers of the 6 encoder layers (embeddings kept); Wanda and SparseGPT "
+        f"calibrated on the same {MINILM_CALIBRATION} docstring sentences, fidelity to the unpruned model on {MINILM_EVAL:,} held-out ones "
         "(torch, fp32). Masks keep the model dense: no size or speed change in ONNX.",
         "",
         "| method | cos mean | cos p5 | overlap@10 |",
