@@ -14,6 +14,7 @@ import torch
 from edgecompress.core.errors import RunFailure, first_line
 from edgecompress.core.masks import finalized_copy
 from edgecompress.families.lm.decoder import LOGITS, CacheShape, CausalLM, KvCacheStep
+from edgecompress.families.lm.fusion import fuse_group_query_attention
 from edgecompress.onnx.export import quiet_exporter, strip_debug_metadata
 from edgecompress.onnx.export_cache import export_program
 from edgecompress.storage.files import atomic_path
@@ -25,9 +26,11 @@ INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
 OPSET = 23
 
 
-def export_decoder(model: CausalLM, path: str | Path) -> Path:
+def export_decoder(model: CausalLM, path: str | Path, fuse: bool = True) -> Path:
     """Export `model` atomically to `path`: inputs `input_ids` [batch, sequence], `attention_mask` [batch,
     past + sequence] and the cache `past_key_values.L.key|value`; outputs `logits` and `present.L.key|value`.
+    With `fuse`, a rotary decoder's attention becomes ONNX Runtime's GroupQueryAttention (`fusion.py`: a
+    decoding step about 20-30% faster; masks must be full or right-padded); other graphs are left as exported.
 
     >>> export_decoder(load_decoder().model, "lm.onnx")  # doctest: +SKIP
     """
@@ -43,10 +46,20 @@ def export_decoder(model: CausalLM, path: str | Path) -> Path:
                                    output_names=[LOGITS, *shape.present_names()],
                                    dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: total}, tuple({0: batch, 2: cached} for _ in past)),
                                    opset_version=OPSET)
+            context = getattr(model.config, "max_position_embeddings", None)
+            if fuse and isinstance(context, int) and _full_attention(model.config):
+                proto = fuse_group_query_attention(proto, context) or proto
             onnx.save_model(strip_debug_metadata(proto), str(tmp), save_as_external_data=False)
     except Exception as exc:
         raise RunFailure(f"export: the decoder could not be exported to ONNX: {first_line(exc)}") from exc
     return Path(path)
+
+
+def _full_attention(config) -> bool:
+    """Every layer attends to the whole past: the fused graph is given no sliding window."""
+    if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or []):
+        return False
+    return getattr(config, "sliding_window", None) is None or getattr(config, "use_sliding_window", True) is False
 
 
 def graph_cache_shape(path: str | Path) -> CacheShape:
