@@ -9,7 +9,7 @@ three projections, which read the same activation, become one MatMul with the we
 
 Measured on the built-in model's shape (random weights, 12 layers, hidden 192, 3 heads, 1 key/value head),
 one decoding step at batch 1 with 128 cached tokens, one ORT thread, medians of interleaved repeats (two runs)
-on a 2-core x86 machine shared with another job (fp32 numbers are noisy there, int4 ones steady):
+on a 2-core x86-vnni machine (AMD EPYC, AVX-512 VNNI) shared with another job (fp32 numbers are noisy there, int4 ones steady):
 - the project's routes, unfused -> fused: `llm int4` 0.61 -> 0.44-0.45 ms (GenAI's builder `-p int4`: 0.44 ms),
   `llm int8` 0.65-0.68 -> 0.49-0.50 ms, fp32 1.36-1.52 -> 1.05-1.15 ms (GenAI's fp32 graph 1.01-1.35 ms);
 - GroupQueryAttention alone (int4 by ORT's RTN quantizer): 0.62 -> 0.48-0.49 ms; packing q/k/v on top: 0.43-0.46
