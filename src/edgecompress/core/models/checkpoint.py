@@ -60,8 +60,9 @@ def save_model_file(model: nn.Module, path: str | Path, arch: str | None = None,
         if type(module) is kind
     }
     metadata = {LAYER_SIZES_KEY: json.dumps(sizes, sort_keys=True)}
-    if shortened_lists(plain):
-        metadata[KEPT_ENTRIES_KEY] = json.dumps(shortened_lists(plain), sort_keys=True)
+    shortened = shortened_lists(plain)
+    if shortened:
+        metadata[KEPT_ENTRIES_KEY] = json.dumps(shortened, sort_keys=True)
     if arch:
         metadata[ARCH_KEY] = arch
     tensors = {k: v.detach().contiguous().clone() for k, v in plain.state_dict().items()}
@@ -96,7 +97,8 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 def resize_to_saved(model: nn.Module, path: str | Path, field: str = "weights") -> nn.Module:
     """Give every layer of a freshly built `model` the sizes saved in `path`, then load the weights.
 
-    Entries a ModuleList lost (whole layers removed) are dropped from `model`'s list first. Only the constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
+    Entries a ModuleList lost (whole layers removed) are dropped from `model`'s list first. Only the
+    constructor sizes of `_SIZE_FIELDS` are set, and only as positive integers: the metadata is as
     untrusted as the rest of the file. The architecture comes from the caller, never from the metadata. A model
     with an `after_resize()` method re-derives from the new shapes what else it keeps (e.g. head counts)."""
     saved, metadata = load_safetensors(path, field)
